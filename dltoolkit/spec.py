@@ -1,0 +1,356 @@
+"""The experiment spec: one plain, validated, serialisable description of an experiment.
+
+The API, the command line and the notebook panels all read and write this one object, and a
+model bundle carries it. Unknown keys are errors (with the closest valid name), never ignored.
+
+Example:
+    >>> spec = Spec.from_dict({"task": {"kind": "regression", "target": "y"},
+    ...                        "data": {"source": "seed_linear"},
+    ...                        "graph": {"nodes": [{"name": "out", "op": "linear", "units": 1}]}})
+    >>> spec.train.optimizer.name
+    'adam'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dltoolkit.errors import SpecError, closest, message
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- task
+class TaskSpec(_Section):
+    kind: Literal["binary", "multiclass", "regression"]  # what is predicted
+    target: str = "target"  # name of the target column
+    metrics: list[str] = Field(default_factory=list)  # extra metrics to report (all standard ones are)
+    monitor: str | None = None  # metric picking the best checkpoint; default val_acc / val_loss
+    class_names: list[str] | None = None  # display names of the classes, in label order
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind != "regression"
+
+    def monitor_metric(self) -> tuple[str, str]:
+        """The (metric, mode) that chooses the best checkpoint."""
+        name = self.monitor or ("val_acc" if self.is_classification else "val_loss")
+        return name, "min" if name.endswith(("loss", "mse", "mae", "rmse")) else "max"
+
+
+# --------------------------------------------------------------------------- data
+class SplitSpec(_Section):
+    test: float = Field(0.2, ge=0.0, lt=1.0)  # fraction held out for the test metrics
+    val: float = Field(0.15, ge=0.0, lt=1.0)  # fraction of the rest for validation
+    seed: int = 0  # split seed
+    stratify: bool = True  # keep class proportions in each split (classification)
+
+
+class DataSpec(_Section):
+    source: str  # a bundled dataset name, a CSV path, or "frame" for data passed in the API
+    features: list[str] | None = None  # columns to use; default: every column but the target
+    categorical: list[str] | None = None  # columns to treat as categories; default: non-numeric ones
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    options: dict[str, Any] = Field(default_factory=dict)  # arguments of a bundled generator
+
+
+# --------------------------------------------------------------------------- preprocessing
+Scale = Literal["standard", "minmax", "none"]
+Impute = Literal["mean", "median", "most_frequent", "none"]
+
+
+class ColumnSpec(_Section):
+    scale: Scale | None = None  # overrides PreprocessSpec.scale for this column
+    impute: Impute | None = None
+    categorical: bool | None = None
+
+
+class AugmentSpec(_Section):
+    shift: int = Field(0, ge=0)  # random shift of images in pixels (training only)
+    flip: bool = False  # random horizontal flip of images (training only)
+    noise: float = Field(0.0, ge=0.0)  # std of Gaussian noise added to the inputs (training only)
+
+
+class TextSpec(_Section):
+    column: str = "text"  # the text column
+    tokenizer: Literal["word", "char"] = "word"
+    vocab_size: int = Field(2000, ge=4)  # including <pad> and <unk>
+    max_len: int = Field(32, ge=1)  # sequences are padded / cut to this many tokens
+    lowercase: bool = True
+
+
+class PreprocessSpec(_Section):
+    scale: Scale = "standard"  # numeric columns
+    impute: Impute = "mean"  # numeric missing values (categoricals use the most frequent)
+    onehot: bool = True  # one-hot encode categorical columns
+    target_scale: Scale = "standard"  # regression targets (predictions are mapped back)
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)  # per-column overrides
+    shape: list[int] | None = None  # reshape the features per sample, e.g. [1, 8, 8] or [32, 1]
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    text: TextSpec | None = None  # tokenise a text column into token ids instead
+
+
+# --------------------------------------------------------------------------- graph
+class NodeSpec(BaseModel):
+    """One node: a name, an op from the layer registry, its inputs and the op's attributes.
+
+    Attributes sit beside name/op in YAML (``{name: hidden, op: linear, units: 64}``) and are
+    checked against the op's signature when the graph is built.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    name: str
+    op: str
+    inputs: list[str] | None = None  # default: the previous node (or the graph input)
+    repeat: int = Field(1, ge=1)  # stack the op this many times (a repeated block)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class GraphSpec(_Section):
+    nodes: list[NodeSpec] = Field(default_factory=list)
+    output: str | None = None  # default: the last node
+    head: bool = True  # append a linear layer mapping to the task's outputs
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sequential(cls, value: Any) -> Any:
+        # shorthand: {"sequential": [{"op": ...}, ...]} names nodes op_1, op_2...
+        if isinstance(value, dict) and "sequential" in value:
+            value = dict(value)
+            nodes = []
+            for i, node in enumerate(value.pop("sequential")):
+                node = dict(node) if isinstance(node, dict) else {"op": node}
+                node.setdefault("name", f"{node.get('op', 'node')}_{i + 1}")
+                nodes.append(node)
+            value["nodes"] = nodes
+        return value
+
+
+# --------------------------------------------------------------------------- training
+class OptimizerSpec(_Section):
+    name: str = "adam"  # sgd, adam, adamw, rmsprop
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd and rmsprop
+    nesterov: bool = False  # sgd
+    betas: tuple[float, float] = (0.9, 0.999)  # adam, adamw
+
+
+class ScheduleSpec(_Section):
+    name: str = "none"  # none, step, cosine, onecycle, plateau
+    warmup_epochs: int = Field(0, ge=0)  # linear warm-up before the schedule
+    step_size: int = Field(10, ge=1)  # step: epochs between decays
+    gamma: float = Field(0.1, gt=0.0, le=1.0)  # step: decay factor
+    factor: float = Field(0.5, gt=0.0, lt=1.0)  # plateau: decay factor
+    patience: int = Field(5, ge=0)  # plateau: epochs without improvement
+    min_lr: float = Field(0.0, ge=0.0)  # cosine / plateau floor
+
+
+class TrainSpec(_Section):
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(20, ge=1)
+    loss: Literal["auto", "cross_entropy", "bce", "mse", "huber"] = "auto"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # classification
+    early_stopping: int | None = Field(None, ge=1)  # patience in epochs; None: off
+    grad_clip: float | None = Field(None, gt=0.0)  # clip the gradient norm to this
+    seed: int = 0
+    threads: int | None = Field(1, ge=1)  # torch threads (1 is fastest for small models)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "cpu"
+
+
+# --------------------------------------------------------------------------- search
+class SearchSpec(_Section):
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict)  # path -> {loguniform: [a, b]}
+    metric: str | None = None  # default: the task's monitor metric
+    samples: int = Field(8, ge=1)
+    search: str = "random"  # random, grid, optuna
+    scheduler: str = "fifo"  # fifo, asha, hyperband, median, pbt
+    max_concurrent: int | None = Field(None, ge=1)
+    grace_period: int = Field(2, ge=1)
+
+
+# --------------------------------------------------------------------------- the spec
+class Spec(_Section):
+    name: str = "experiment"
+    description: str = ""
+    task: TaskSpec
+    data: DataSpec
+    preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
+    graph: GraphSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+
+    # ---- construction
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Spec:
+        """Validate a plain dict; raise SpecError naming every bad field."""
+        if not isinstance(data, dict):
+            raise SpecError(message("Invalid spec", type(data).__name__, "a mapping of sections"))
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise SpecError(_explain(e)) from None
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Spec:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise SpecError(f"The spec is not valid YAML: {e}") from e
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Spec:
+        path = Path(path)
+        if not path.is_file():
+            raise SpecError(message("Spec file not found", str(path), "an existing .yaml or .json file"))
+        return cls.from_yaml(path.read_text())
+
+    # ---- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=False)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write YAML (or JSON for a .json path) atomically."""
+        path = Path(path)
+        text = self.to_json() if path.suffix == ".json" else self.to_yaml()
+        atomic_write_text(path, text)
+        return path
+
+    # ---- editing
+    def with_values(self, values: dict[str, Any]) -> Spec:
+        """A new spec with dotted paths replaced, e.g. ``{"train.optimizer.lr": 0.01}``.
+
+        Graph nodes are addressed by name: ``graph.nodes.hidden.units``.
+        """
+        data = self.to_dict()
+        for path, value in values.items():
+            set_path(data, path, value)
+        return Spec.from_dict(data)
+
+    def get_value(self, path: str) -> Any:
+        return get_path(self.to_dict(), path)
+
+
+# --------------------------------------------------------------------------- helpers
+def _walk(data: Any, parts: list[str], path: str, create: bool) -> Any:
+    node = data
+    for i, part in enumerate(parts):
+        if isinstance(node, list):
+            named = [n for n in node if isinstance(n, dict) and n.get("name") == part]
+            if not named:
+                names = [n.get("name") for n in node if isinstance(n, dict)]
+                hint = closest(part, names)
+                raise SpecError(
+                    message(f"No node named {part!r} in {path!r}", part, f"one of {names}",
+                            f"Did you mean {hint!r}?" if hint else None)
+                )
+            node = named[0]
+        elif isinstance(node, dict):
+            if part not in node:
+                if create and i == len(parts) - 1:
+                    return node
+                if create and node.get("op") is not None:  # a node attribute not yet set
+                    return node
+                hint = closest(part, list(node))
+                raise SpecError(
+                    message(f"Unknown key {part!r} in {path!r}", part, f"one of {sorted(node)}",
+                            f"Did you mean {hint!r}?" if hint else None)
+                )
+            node = node[part]
+        else:
+            raise SpecError(message(f"Cannot descend into {path!r} at {part!r}", node, "a section"))
+    return node
+
+
+def get_path(data: dict[str, Any], path: str) -> Any:
+    """Read a dotted path from a spec dict (graph nodes addressed by name)."""
+    return _walk(data, path.split("."), path, create=False)
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path in a spec dict in place (graph nodes addressed by name)."""
+    parts = path.split(".")
+    parent = _walk(data, parts[:-1], path, create=False) if len(parts) > 1 else data
+    if isinstance(parent, dict) and parts[-1] not in parent and "op" not in parent:
+        _walk(parent, parts[-1:], path, create=False)  # raises with a hint
+    if isinstance(parent, dict) and isinstance(parent.get(parts[-1]), dict) and isinstance(value, dict):
+        parent[parts[-1]].update(value)
+    else:
+        parent[parts[-1]] = value
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set key=value`` value as YAML (numbers, lists, booleans, strings)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for err in error.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            section = _section_at(err["loc"][:-1])
+            valid = sorted(section.model_fields) if section else []
+            hint = closest(str(err["loc"][-1]), valid)
+            fix = f"Did you mean {hint!r}?" if hint else "Remove it."
+            lines.append(message(f"Unknown option {loc!r}", err["input"], f"one of {valid}", fix))
+        elif err["type"] == "missing":
+            lines.append(f"Missing required option {loc!r}: add it to the spec.")
+        else:
+            lines.append(message(f"Invalid value for {loc!r}", err.get("input"), err["msg"].lower()))
+    return "Invalid spec:\n  " + "\n  ".join(lines)
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Spec
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return None if not isinstance(part, int) else model
+        annotation = model.model_fields[part].annotation
+        model = next((a for a in _candidates(annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return model
+
+
+def _candidates(annotation: Any) -> list[Any]:
+    args = getattr(annotation, "__args__", None)
+    out = [annotation]
+    for a in args or ():
+        out.extend(_candidates(a))
+    return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to a temp file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
