@@ -163,6 +163,7 @@ class TrainSpec(_Section):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(20, ge=1)
+    steps_per_execution: int = Field(8, ge=1)  # optimizer steps per Lightning step (cuts loop overhead)
     loss: Literal["auto", "cross_entropy", "bce", "mse", "huber"] = "auto"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # classification
     early_stopping: int | None = Field(None, ge=1)  # patience in epochs; None: off
@@ -262,8 +263,12 @@ def _walk(data: Any, parts: list[str], path: str, create: bool) -> Any:
                 names = [n.get("name") for n in node if isinstance(n, dict)]
                 hint = closest(part, names)
                 raise SpecError(
-                    message(f"No node named {part!r} in {path!r}", part, f"one of {names}",
-                            f"Did you mean {hint!r}?" if hint else None)
+                    message(
+                        f"No node named {part!r} in {path!r}",
+                        part,
+                        f"one of {names}",
+                        f"Did you mean {hint!r}?" if hint else None,
+                    )
                 )
             node = named[0]
         elif isinstance(node, dict):
@@ -274,8 +279,12 @@ def _walk(data: Any, parts: list[str], path: str, create: bool) -> Any:
                     return node
                 hint = closest(part, list(node))
                 raise SpecError(
-                    message(f"Unknown key {part!r} in {path!r}", part, f"one of {sorted(node)}",
-                            f"Did you mean {hint!r}?" if hint else None)
+                    message(
+                        f"Unknown key {part!r} in {path!r}",
+                        part,
+                        f"one of {sorted(node)}",
+                        f"Did you mean {hint!r}?" if hint else None,
+                    )
                 )
             node = node[part]
         else:
@@ -331,7 +340,9 @@ def _section_at(loc: tuple) -> type[BaseModel] | None:
         if model is None or not isinstance(part, str) or part not in model.model_fields:
             return None if not isinstance(part, int) else model
         annotation = model.model_fields[part].annotation
-        model = next((a for a in _candidates(annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = next(
+            (a for a in _candidates(annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
     return model
 
 

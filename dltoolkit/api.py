@@ -1,0 +1,203 @@
+"""``run``: one experiment from spec to trained, evaluated, bundled model (the CLI's ``run`` too).
+
+Example:
+    >>> result = run("digits-mlp", out="runs/digits-mlp")   # doctest: +SKIP
+    >>> result.metrics["accuracy"]                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dltoolkit.bundle import Predictor, graph_for, save_bundle
+from dltoolkit.data import Prepared, make_augment, prepare
+from dltoolkit.errors import SpecError, message
+from dltoolkit.graph import Graph
+from dltoolkit.spec import Spec, atomic_write_text
+
+
+def resolve_spec(spec: Spec | str | os.PathLike | dict, overrides: dict[str, Any] | None = None) -> Spec:
+    """A Spec from a Spec, a dict, a YAML/JSON path or a bundled recipe name, with overrides applied."""
+    from dltoolkit.recipes import load_recipe
+
+    if isinstance(spec, Spec):
+        resolved = spec
+    elif isinstance(spec, dict):
+        resolved = Spec.from_dict(spec)
+    elif isinstance(spec, str | os.PathLike):
+        text = str(spec)
+        is_file = text.endswith((".yaml", ".yml", ".json")) or os.sep in text or Path(text).is_file()
+        resolved = Spec.load(text) if is_file else load_recipe(text)
+    else:
+        raise SpecError(
+            message(
+                "Cannot read a spec from this",
+                type(spec).__name__,
+                "a Spec, a dict, a path to a YAML/JSON file or a recipe name",
+            )
+        )
+    return resolved.with_values(overrides) if overrides else resolved
+
+
+@dataclass
+class Checked:
+    """A spec that passed every check, with its prepared data and built graph."""
+
+    spec: Spec
+    data: Prepared
+    graph: Graph
+
+
+def check(spec: Spec, data: Any = None) -> Checked:
+    """Validate everything before any training: names, values, the data against the task, shapes."""
+    from dltoolkit.train.module import loss_name
+    from dltoolkit.train.optim import OPTIMIZERS, SCHEDULES
+
+    OPTIMIZERS.get(spec.train.optimizer.name)
+    SCHEDULES.get(spec.train.schedule.name)
+    loss_name(spec)
+    prepared = prepare(spec, data)
+    graph = graph_for(spec, prepared.preprocessor, prepared.n_outputs)
+    make_augment(spec.preprocess.augment, prepared.input_shape)
+    return Checked(spec, prepared, graph)
+
+
+@dataclass
+class Run:
+    """What ``run`` produced: the spec, metrics, history, the predictor and where things were written."""
+
+    spec: Spec
+    metrics: dict[str, Any]
+    history: pd.DataFrame
+    predictor: Predictor
+    out: Path
+    seconds: float
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def bundle(self) -> Path:
+        return self.out / "model"
+
+    def _repr_html_(self) -> str:
+        from dltoolkit.evaluate import metrics_table
+
+        return (
+            f"<b>Run</b> {self.spec.name!r}: {len(self.history)} epochs in {self.seconds:.1f} s, "
+            f"bundle at <code>{self.bundle}</code>{metrics_table(self.metrics).to_html()}"
+        )
+
+
+def default_out(spec: Spec) -> Path:
+    return Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run(
+    spec: Spec | str | dict,
+    data: Any = None,
+    *,
+    out: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = False,
+    plots: bool = True,
+    listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
+) -> Run:
+    """Train and evaluate one experiment and write its outputs into ``out``.
+
+    ``out`` receives ``spec.yaml``, ``metrics.json``, ``history.csv``, ``model/`` (the bundle),
+    ``plots/*.png`` and ``report.html``. Everything is validated before training starts.
+
+    Args:
+        spec: a Spec, a dict, a spec file path or a bundled recipe name.
+        data: a DataFrame or ``(X, y)`` arrays when the spec's source is ``frame``.
+        out: the output directory (default ``runs/<name>-<time>``).
+        overrides: dotted-path values applied to the spec, e.g. ``{"train.epochs": 5}``.
+        progress: show a per-epoch progress bar.
+        plots: write the plots and the report.
+        listeners: called with each epoch's metrics as training goes.
+    """
+    from dltoolkit.evaluate import evaluate
+    from dltoolkit.train.fit import fit
+
+    spec = resolve_spec(spec, overrides)
+    checked = check(spec, data)
+    out = Path(out) if out is not None else default_out(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    augment = make_augment(spec.preprocess.augment, checked.data.input_shape)
+    result = fit(
+        spec,
+        checked.graph,
+        checked.data,
+        out / ".work",
+        progress=progress,
+        listeners=listeners,
+        augment=augment,
+    )
+    d = checked.data
+    predictor = Predictor(spec, d.preprocessor, d.target, result.model)
+    output = predictor.output(d.X_test)
+    y_true = d.y_test.numpy() if spec.task.is_classification else d.target.inverse(d.y_test.numpy())
+    shown = output if spec.task.is_classification else d.target.inverse(output)
+    metrics = evaluate(spec.task.kind, y_true, shown, d.classes)
+    predictor.metrics = metrics
+    seconds = time.perf_counter() - started
+    files = _write_outputs(
+        out,
+        spec,
+        predictor,
+        result.history,
+        metrics,
+        y_true,
+        shown,
+        d.classes,
+        plots,
+        {
+            "seconds": round(seconds, 2),
+            "best_epoch": result.best_epoch,
+            "monitor": result.monitor,
+            "best_score": result.best_score,
+        },
+    )
+    shutil.rmtree(out / ".work", ignore_errors=True)
+    return Run(spec, metrics, result.history, predictor, out, seconds, files)
+
+
+def _write_outputs(
+    out: Path,
+    spec: Spec,
+    predictor: Predictor,
+    history: pd.DataFrame,
+    metrics: dict,
+    y_true,
+    output,
+    classes,
+    plots: bool,
+    info: dict,
+) -> dict[str, Path]:
+    files = {"spec": spec.save(out / "spec.yaml"), "model": save_bundle(out / "model", predictor, info)}
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(out / "history.csv", history.to_csv(index=False))
+    files |= {"metrics": out / "metrics.json", "history": out / "history.csv"}
+    if plots:
+        from dltoolkit.evaluate import save_plots, write_report
+
+        pictures = save_plots(out / "plots", spec.task.kind, history, y_true, output, classes)
+        files["report"] = write_report(
+            out,
+            title=f"dltoolkit run: {spec.name}",
+            spec_yaml=spec.to_yaml(),
+            metrics=metrics,
+            history=history,
+            plots=pictures,
+            extra=info,
+        )
+    return files

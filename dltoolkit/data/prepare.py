@@ -1,0 +1,180 @@
+"""From a spec to training-ready tensors: load, check, split, fit preprocessing on train, transform.
+
+Example:
+    >>> from dltoolkit.spec import Spec
+    >>> spec = Spec.from_dict({"task": {"kind": "multiclass"}, "data": {"source": "iris"},
+    ...                        "graph": {"nodes": []}})
+    >>> p = prepare(spec)
+    >>> p.input_shape, p.n_outputs, p.classes
+    ((4,), 3, ['0', '1', '2'])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dltoolkit.data._columns import column_kinds, plain
+from dltoolkit.data.load import load_raw
+from dltoolkit.data.preprocess import Preprocessor
+from dltoolkit.data.target import TargetEncoder, check_target
+from dltoolkit.errors import DataError, message
+from dltoolkit.spec import Spec, SplitSpec
+
+
+@dataclass
+class Prepared:
+    """The three splits as tensors, plus what is needed to map new data and predictions.
+
+    Features are float32 (int64 token ids for text) of shape ``(n, *input_shape)``; targets are
+    int64 class indices (classification) or float32 scaled values of shape ``(n,)`` (regression).
+    """
+
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    raw_test: pd.DataFrame  # the raw test features, original columns
+    y_test_raw: np.ndarray  # the raw test target: original labels or units
+    preprocessor: Preprocessor  # fitted on the training split only
+    target: TargetEncoder  # fitted on the training split only
+    input_shape: tuple[int, ...]
+    input_dtype: torch.dtype
+    n_outputs: int  # multiclass: the number of classes; binary and regression: 1
+    classes: list[str] | None  # class labels as strings in index order; None for regression
+
+
+def prepare(spec: Spec, data: object = None) -> Prepared:
+    """Load the data, check it against the task, split it and fit preprocessing on the train split.
+
+    With ``data.split.test: 0`` the test split is the training split, and with ``data.split.val: 0``
+    the validation split is the training split (useful for tiny data such as ``seed_linear``).
+
+    Args:
+        spec: The experiment spec.
+        data: As for :func:`load_raw`: None, a DataFrame, or ``(X, y)`` arrays.
+
+    Raises:
+        DataError: the data does not fit the spec (each message says what and how to fix it).
+    """
+    X, y = load_raw(spec, data)
+    y = check_target(y, spec.task)
+    if spec.preprocess.text is None:
+        column_kinds(X, spec.preprocess, spec.data.categorical)  # fail early on bad columns
+    stratify = spec.task.is_classification and spec.data.split.stratify
+    train, val, test = split_indices(y, spec.data.split, stratify)
+    pre = Preprocessor.from_spec(spec).fit(X.iloc[train])
+    target = TargetEncoder(spec.task.kind, spec.preprocess.target_scale).fit(y.iloc[train])
+    _check_class_names(spec, target)
+    tensors = {}
+    for role, rows in (("train", train), ("val", val), ("test", test)):
+        tensors[f"X_{role}"] = torch.from_numpy(pre.transform(X.iloc[rows]))
+        tensors[f"y_{role}"] = torch.from_numpy(target.transform(y.iloc[rows]))
+    return Prepared(
+        **tensors,
+        raw_test=X.iloc[test].copy(),
+        y_test_raw=y.iloc[test].to_numpy(),
+        preprocessor=pre,
+        target=target,
+        input_shape=pre.input_shape,
+        input_dtype=pre.input_dtype,
+        n_outputs=target.n_outputs,
+        classes=list(target.classes_) if target.is_classification else None,
+    )
+
+
+def split_indices(y: pd.Series, split: SplitSpec, stratify: bool) -> tuple[np.ndarray, ...]:
+    """Positions of the train, validation and test rows (a zero fraction reuses the train rows).
+
+    The test rows are drawn first, then the validation rows from the rest; both with scikit-learn's
+    ``train_test_split``, stratified by class when ``stratify``.
+    """
+    n = len(y)
+    n_test = math.ceil(split.test * n)
+    n_val = math.ceil(split.val * (n - n_test))
+    if n - n_test - n_val < 1:
+        raise DataError(
+            message(
+                "The split leaves no training rows",
+                f"test={split.test}, val={split.val} of {n} rows",
+                "fractions that leave at least 1 training row",
+                "Lower data.split.test / data.split.val or add data.",
+            )
+        )
+    if stratify:
+        _check_stratifiable(y, split)
+    rest = np.arange(n)
+    test = _draw(rest, y, split.test, split.seed, stratify, "test")
+    rest = np.setdiff1d(rest, test) if split.test > 0 else rest
+    val = _draw(rest, y, split.val, split.seed, stratify, "validation")
+    train = np.setdiff1d(rest, val) if split.val > 0 else rest
+    return train, (val if split.val > 0 else train), (test if split.test > 0 else train)
+
+
+def _draw(
+    rows: np.ndarray, y: pd.Series, fraction: float, seed: int, stratify: bool, role: str
+) -> np.ndarray:
+    """Draw ``fraction`` of ``rows`` for ``role`` (an empty array when the fraction is 0)."""
+    if fraction <= 0:
+        return rows[:0]
+    from sklearn.model_selection import train_test_split
+
+    labels = y.iloc[rows].to_numpy() if stratify else None
+    if stratify:
+        _check_split_size(labels, fraction, role)
+    _, drawn = train_test_split(rows, test_size=fraction, random_state=seed, stratify=labels)
+    return np.sort(drawn)
+
+
+def _check_stratifiable(y: pd.Series, split: SplitSpec) -> None:
+    """Every class needs a row for each stratified draw plus one for training."""
+    need = 1 + (split.test > 0) + (split.val > 0)
+    if need == 1:
+        return
+    counts = y.value_counts()
+    small = counts[counts < need]
+    if len(small):
+        label, count = plain(small.index[0]), int(small.iloc[0])
+        raise DataError(
+            message(
+                f"Class {label!r} is too small to stratify the split",
+                f"{count} row(s)",
+                f"at least {need} rows per class",
+                "Set data.split.stratify: false or add rows of that class.",
+            )
+        )
+
+
+def _check_split_size(labels: np.ndarray, fraction: float, role: str) -> None:
+    """A stratified draw needs room for every class on both sides (scikit-learn's rule)."""
+    n, n_classes = len(labels), len(np.unique(labels))
+    n_drawn = math.ceil(fraction * n)
+    small = min(np.unique(labels, return_counts=True)[1])
+    if n_drawn < n_classes or n - n_drawn < n_classes or small < 2:
+        raise DataError(
+            message(
+                f"The stratified {role} split cannot hold every class",
+                f"{n_drawn} of {n} rows for {n_classes} classes (smallest class: {small})",
+                "at least one row per class on each side",
+                "Raise the split fraction, add data or set data.split.stratify: false.",
+            )
+        )
+
+
+def _check_class_names(spec: Spec, target: TargetEncoder) -> None:
+    names = spec.task.class_names
+    if names is not None and target.is_classification and len(names) != len(target.classes_):
+        raise DataError(
+            message(
+                "task.class_names does not match the classes",
+                names,
+                f"{len(target.classes_)} names for classes {target.classes_}",
+                "Fix or remove task.class_names.",
+            )
+        )

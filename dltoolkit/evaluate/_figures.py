@@ -1,0 +1,50 @@
+"""Figure helpers: figures without pyplot (so no global state) and atomic PNG writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dltoolkit.errors import DataError, message
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+def new_axes(ncols: int = 1, *, figsize: tuple[float, float] = (5.5, 4.0), **kw: Any) -> list[Axes]:
+    """A fresh :class:`matplotlib.figure.Figure` (not registered with pyplot) and its axes in one row."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return list(fig.subplots(1, ncols, squeeze=False, **kw)[0])
+
+
+def given_axes(ax: object, n_max: int) -> list[Axes]:
+    """Normalise ``plot``'s ``ax`` argument (one Axes or a sequence of up to ``n_max``) to a list."""
+    try:
+        axes = [ax] if hasattr(ax, "plot") else list(ax)  # type: ignore[call-overload]
+    except TypeError:
+        axes = []
+    if not 1 <= len(axes) <= n_max or not all(hasattr(a, "plot") for a in axes):
+        raise DataError(
+            message("plot(ax=...) got an unusable value", ax, f"one matplotlib Axes or up to {n_max}")
+        )
+    return axes
+
+
+def save_png(fig: Figure, path: Path, dpi: int = 100) -> Path:
+    """Write ``fig`` to ``path`` as PNG atomically (temp file beside it, then rename), then clear it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        fig.clear()
+    return path

@@ -1,0 +1,206 @@
+"""Train a spec's model with a Lightning Trainer on in-memory tensors.
+
+Example:
+    >>> result = fit(spec, prepared, workdir="runs/x")  # doctest: +SKIP
+    >>> result.history.tail(1)                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from dltoolkit.errors import TrainingError
+from dltoolkit.graph import Graph, GraphModule
+from dltoolkit.spec import Spec
+from dltoolkit.train.module import TaskModule
+
+
+class TensorBatches:
+    """Batches sliced straight from in-memory tensors: no per-sample collate, shuffled per epoch.
+
+    Args:
+        x, y: the whole split.
+        batch_size: rows per batch (the last batch may be smaller).
+        shuffle: reshuffle at every pass with a generator seeded from ``seed`` and the pass number.
+    """
+
+    def __init__(
+        self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0
+    ):
+        self.x, self.y, self.batch_size, self.shuffle, self.seed = x, y, batch_size, shuffle, seed
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = self.x, self.y
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self._epoch)
+            order = torch.randperm(len(x), generator=g)
+            x, y = x[order], y[order]
+        self._epoch += 1
+        return zip(x.split(self.batch_size), y.split(self.batch_size), strict=True)
+
+
+class History(Callback):
+    """Collects the per-epoch metrics Lightning logged into a list of rows."""
+
+    def __init__(self, listeners: Sequence[Callable[[dict[str, Any]], None]] = ()) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.listeners = list(listeners)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        row = {"epoch": trainer.current_epoch + 1}
+        row |= {k: float(v) for k, v in trainer.callback_metrics.items()}
+        self.rows.append(row)
+        for listen in self.listeners:
+            listen(dict(row))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+
+class EpochProgress(Callback):
+    """A tqdm bar advancing once per epoch with the latest metrics (cheap: no per-step refresh)."""
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=trainer.max_epochs, desc="training", unit="epoch", leave=True)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        shown = {k: f"{float(v):.4g}" for k, v in trainer.callback_metrics.items() if k != "lr"}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.bar.close()
+
+    def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
+        if hasattr(self, "bar"):
+            self.bar.close()
+
+
+@dataclass
+class FitResult:
+    """What training produced: the best model, the history and where its checkpoint is."""
+
+    model: GraphModule
+    history: pd.DataFrame
+    best_score: float | None
+    best_epoch: int | None
+    checkpoint: Path | None
+    monitor: str
+
+
+def build_module(spec: Spec, graph: Graph, steps_per_epoch: int, augment=None) -> TaskModule:
+    return TaskModule(spec, graph.compile(), graph.n_outputs or 1, steps_per_epoch, augment)
+
+
+def make_trainer(spec: Spec, workdir: Path, callbacks: list[Callback], **overrides: Any) -> pl.Trainer:
+    """A Trainer set for small in-memory models: no logger, no per-step work, no sanity pass."""
+    args: dict[str, Any] = dict(
+        max_epochs=spec.train.epochs,
+        accelerator=_accelerator(spec),
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        gradient_clip_val=spec.train.grad_clip,
+        deterministic=True,
+        default_root_dir=str(workdir),
+        callbacks=callbacks,
+        log_every_n_steps=1_000_000,
+    )
+    args.update(overrides)
+    return pl.Trainer(**args)
+
+
+def _accelerator(spec: Spec) -> str:
+    want = spec.train.accelerator
+    if want == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "gpu" if want in ("gpu", "cuda") else "cpu"
+
+
+def fit(
+    spec: Spec,
+    graph: Graph,
+    data,
+    workdir: str | os.PathLike,
+    *,
+    progress: bool = False,
+    listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
+    augment=None,
+    extra_callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Train ``graph`` on ``data`` (a dltoolkit.data.Prepared) as the spec says; return the best model.
+
+    A NaN loss raises TrainingError naming the epoch and step; the best checkpoint so far stays in
+    ``workdir/checkpoints`` and its path is in the message.
+    """
+    workdir = Path(workdir)
+    if spec.train.threads:
+        torch.set_num_threads(spec.train.threads)
+    pl.seed_everything(spec.train.seed, workers=False, verbose=False)
+    chunk = spec.train.batch_size * spec.train.steps_per_execution
+    train = TensorBatches(data.X_train, data.y_train, chunk, shuffle=True, seed=spec.train.seed)
+    val = TensorBatches(data.X_val, data.y_val, max(1, len(data.X_val)))  # one batch
+    steps = math.ceil(len(data.X_train) / spec.train.batch_size)
+    module = build_module(spec, graph, steps, augment)
+    monitor, mode = spec.task.monitor_metric()
+    ckpt = ModelCheckpoint(
+        dirpath=workdir / "checkpoints",
+        filename="best",
+        monitor=monitor,
+        mode=mode,
+        save_weights_only=True,
+        save_last=False,
+        enable_version_counter=False,
+    )
+    history = History(listeners)
+    callbacks: list[Callback] = [history, ckpt, *extra_callbacks]
+    if spec.train.early_stopping:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=spec.train.early_stopping))
+    if progress:
+        callbacks.append(EpochProgress())
+    trainer = make_trainer(spec, workdir, callbacks)
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message=".*(does not have many workers|IterableDataset|LightningModule.*"
+            "has parameters that were not used|smaller than the logging).*",
+        )
+        try:
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        except TrainingError as e:
+            kept = ckpt.best_model_path or "none (no epoch finished)"
+            raise TrainingError(f"{e} The best checkpoint so far is kept: {kept}.") from None
+    return _result(module, ckpt, history, monitor)
+
+
+def _result(module: TaskModule, ckpt: ModelCheckpoint, history: History, monitor: str) -> FitResult:
+    path = Path(ckpt.best_model_path) if ckpt.best_model_path else None
+    if path is not None:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    frame = history.frame()
+    best = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
+    best_epoch = None
+    if best is not None and monitor in frame:
+        best_epoch = int(frame.loc[(frame[monitor] - best).abs().idxmin(), "epoch"])
+    model = module.model.cpu().eval()
+    return FitResult(model, frame, best, best_epoch, path, monitor)

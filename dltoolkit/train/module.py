@@ -1,0 +1,216 @@
+"""One generic LightningModule built from the spec: graph, loss from the task, metrics, optimizer.
+
+Training metrics are accumulated on-device per step (loss sum, correct count) and logged once
+per epoch; validation runs as one batch over the in-memory validation split. Small models are
+overhead-bound, so nothing per step calls ``self.log``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from torch import nn
+
+from dltoolkit.errors import SpecError, TrainingError, message
+from dltoolkit.spec import Spec
+from dltoolkit.train.optim import make_optimizer, make_schedule
+
+LOSSES = {"binary": "bce", "multiclass": "cross_entropy", "regression": "mse"}
+
+
+def loss_name(spec: Spec) -> str:
+    """The loss the spec asks for, checked against the task."""
+    name = LOSSES[spec.task.kind] if spec.train.loss == "auto" else spec.train.loss
+    ok = {"binary": {"bce", "cross_entropy"}, "multiclass": {"cross_entropy"}, "regression": {"mse", "huber"}}
+    if name not in ok[spec.task.kind]:
+        raise SpecError(
+            message(
+                f"Loss {name!r} does not fit a {spec.task.kind} task",
+                name,
+                f"one of {sorted(ok[spec.task.kind])}",
+                "Set train.loss to auto.",
+            )
+        )
+    return name
+
+
+class _EpochSums:
+    """Per-epoch training sums kept outside nn.Module (whose __setattr__ is slow per step)."""
+
+    def __init__(self) -> None:
+        self.values, self.seen = torch.zeros(2), 0  # loss sum, correct count; rows seen
+
+    def reset(self, device: torch.device) -> None:
+        self.values, self.seen = torch.zeros(2, device=device), 0
+
+
+class TaskModule(pl.LightningModule):
+    """The model (a compiled graph) plus loss, metrics and optimizer, all from the spec.
+
+    Args:
+        spec: the experiment spec.
+        model: the compiled graph (``Graph.compile()``).
+        n_outputs: classes for multiclass, 1 for binary and regression.
+        steps_per_epoch: for per-step schedules such as one-cycle.
+        augment: optional batch transform applied to training inputs.
+    """
+
+    def __init__(
+        self, spec: Spec, model: nn.Module, n_outputs: int, steps_per_epoch: int, augment=None
+    ) -> None:
+        super().__init__()
+        self.spec, self.model, self.n_outputs = spec, model, n_outputs
+        self.steps_per_epoch, self.augment = steps_per_epoch, augment
+        self.kind = spec.task.kind
+        self.loss_kind = loss_name(spec)
+        self.val_metrics = self._metrics()
+        self._epoch = _EpochSums()
+        # Manual optimisation: Lightning's automatic closure machinery costs more per step than a
+        # small model's whole forward and backward pass; the step below is the textbook one.
+        self.automatic_optimization = False
+
+    def _metrics(self) -> torchmetrics.MetricCollection:
+        if self.kind == "regression":
+            return torchmetrics.MetricCollection(
+                {"mae": torchmetrics.MeanAbsoluteError(), "r2": torchmetrics.R2Score()}
+            )
+        task = "binary" if self.kind == "binary" else "multiclass"
+        kw: dict[str, Any] = (
+            {"task": task} if task == "binary" else {"task": task, "num_classes": self.n_outputs}
+        )
+        return torchmetrics.MetricCollection(
+            {"acc": torchmetrics.Accuracy(**kw), "f1": torchmetrics.F1Score(average="macro", **kw)}
+        )
+
+    # ------------------------------------------------------------------ core
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.loss_kind == "cross_entropy":
+            if out.shape[-1] == 1:  # binary with a single logit
+                out = torch.cat([torch.zeros_like(out), out], dim=-1)
+            return F.cross_entropy(out, y, label_smoothing=self.spec.train.label_smoothing)
+        if self.loss_kind == "bce":
+            target = y.float()
+            if self.spec.train.label_smoothing:
+                target = (
+                    target * (1 - self.spec.train.label_smoothing) + 0.5 * self.spec.train.label_smoothing
+                )
+            return F.binary_cross_entropy_with_logits(out.squeeze(-1), target)
+        pred = out.squeeze(-1)
+        return F.mse_loss(pred, y) if self.loss_kind == "mse" else F.huber_loss(pred, y)
+
+    def predict_output(self, out: torch.Tensor) -> torch.Tensor:
+        """Probabilities (n, C) for classification (binary: [1-p, p]); values (n,) for regression."""
+        if self.kind == "regression":
+            return out.squeeze(-1)
+        if out.shape[-1] == 1:
+            p = torch.sigmoid(out.squeeze(-1))
+            return torch.stack([1 - p, p], dim=-1)
+        return torch.softmax(out, dim=-1)
+
+    # ------------------------------------------------------------------ training
+    def on_train_start(self) -> None:
+        self._optimizer = self.optimizers(use_pl_optimizer=False)
+        schedules = self.lr_schedulers()
+        self._schedule = schedules[0] if isinstance(schedules, list) else schedules
+        self._interval = self._schedule_interval
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch.reset(self.device)
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        # Our batches are (x, y) tensor pairs, usually already on the device: skip the generic walk.
+        x, y = batch
+        if x.device == device and y.device == device:
+            return batch
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        # One Lightning step carries ``train.steps_per_execution`` mini-batches (as in Keras):
+        # each one below is a full optimizer step; Lightning's per-step hooks run once per chunk.
+        x, y = batch
+        size = self.spec.train.batch_size
+        for i, (xb, yb) in enumerate(zip(x.split(size), y.split(size), strict=True)):
+            self._optimizer_step(xb, yb, batch_idx * self.spec.train.steps_per_execution + i)
+
+    def _optimizer_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+        if self.augment is not None:
+            x = self.augment(x)
+        opt = self._optimizer
+        opt.zero_grad(set_to_none=True)
+        out = self.model(x)
+        loss = self.loss(out, y)
+        if not math.isfinite(loss.item()):
+            raise TrainingError(
+                f"The training loss became {loss.item()} at epoch {self.current_epoch + 1}, step "
+                f"{step + 1} of the epoch. Lower train.optimizer.lr, set train.grad_clip, "
+                "or check the inputs for extreme values."
+            )
+        loss.backward()
+        if self.spec.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), self.spec.train.grad_clip)
+        opt.step()
+        if self._schedule is not None and self._interval == "step":
+            self._schedule.step()
+        sums = self._epoch
+        with torch.no_grad():
+            sums.values[0] += loss.detach() * len(y)
+            if self.kind != "regression":
+                sums.values[1] += (self._classes(out) == y).sum()
+        sums.seen += len(y)
+
+    def _classes(self, out: torch.Tensor) -> torch.Tensor:
+        return (out.squeeze(-1) > 0).long() if out.shape[-1] == 1 else out.argmax(-1)
+
+    def _log_train_epoch(self) -> None:
+        n = max(1, self._epoch.seen)
+        self.log("train_loss", self._epoch.values[0] / n)
+        if self.kind != "regression":
+            self.log("train_acc", self._epoch.values[1] / n)
+        self.log("lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]))
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        x, y = batch
+        out = self.model(x)
+        self.log("val_loss", self.loss(out, y), batch_size=len(y))
+        pred = self.predict_output(out)
+        pred = pred[:, 1] if self.kind == "binary" else pred
+        self.val_metrics.update(pred, y)
+
+    def on_validation_epoch_end(self) -> None:
+        # Runs after the epoch's last training batch: log the whole epoch here, once, so that
+        # callbacks reading the metrics at on_train_epoch_end see this epoch's numbers.
+        for name, value in self.val_metrics.compute().items():
+            self.log(f"val_{name}", value)
+        self.val_metrics.reset()
+        if self._epoch.seen:  # inside fit, after a training epoch
+            self._log_train_epoch()
+            self._epoch_schedule_step()
+
+    def _epoch_schedule_step(self) -> None:
+        sched = self._schedule
+        if sched is None or self._interval != "epoch":
+            return
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            sched.step(float(self.trainer.callback_metrics["val_loss"]))
+        else:
+            sched.step()
+
+    def configure_optimizers(self):
+        opt = make_optimizer(self.spec.train.optimizer, self.parameters())
+        sched, self._schedule_interval = make_schedule(
+            self.spec.train.schedule, opt, self.spec.train.epochs, self.steps_per_epoch
+        )
+        if sched is None:
+            return opt
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": sched, "interval": self._schedule_interval, "monitor": "val_loss"},
+        }
