@@ -1,0 +1,131 @@
+"""The ``dltoolkit`` command line: run, recipes, predict (and tune, export, serve from their stages).
+
+Each stage that adds a verb exposes ``add_parser(subparsers)`` which registers it with a
+``func(args) -> int`` default; heavy imports happen inside those functions so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from dltoolkit.errors import DLToolkitError
+
+STAGE_VERBS = ("dltoolkit.tune.cli", "dltoolkit.deploy.cli")
+
+
+def _overrides(pairs: list[str] | None) -> dict:
+    from dltoolkit.spec import parse_value
+
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise DLToolkitError(f"--set needs key=value, e.g. --set train.epochs=5; received {pair!r}.")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dltoolkit.api import default_out, resolve_spec, run
+
+    spec = resolve_spec(args.spec, _overrides(args.set))
+    out = Path(args.out) if args.out else default_out(spec)
+    if args.address or args.workers:
+        from dltoolkit.tune.distributed import run_distributed
+
+        result = run_distributed(spec, out=out, address=args.address, workers=args.workers or 1)
+    else:
+        result = run(spec, out=out, progress=not args.quiet)
+    _print_metrics(result.metrics)
+    print(f"wrote {out}/ (report: {out / 'report.html'}, model: {out / 'model'})")
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            print(f"  {key:>10}: {value:.4f}")
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from dltoolkit.recipes import describe
+
+    for name, text in describe():
+        print(f"{name:<24}{text}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from dltoolkit.bundle import load
+
+    model = load(args.model)
+    frame = pd.read_csv(args.input) if Path(args.input).is_file() else args.input
+    result = pd.DataFrame({"prediction": model.predict(frame)})
+    if model.classes is not None:
+        proba = model.predict_proba(frame)
+        for i, name in enumerate(model.classes):
+            result[f"proba_{name}"] = proba[:, i]
+    if args.out:
+        from dltoolkit.spec import atomic_write_text
+
+        atomic_write_text(Path(args.out), result.to_csv(index=False))
+        print(f"wrote {len(result)} predictions to {args.out}")
+    else:
+        sys.stdout.write(result.to_csv(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dltoolkit", description="From a dataset to a tuned, evaluated model."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="train and evaluate one experiment (a spec file or a recipe name)")
+    p.add_argument(
+        "spec", help="a spec file (.yaml/.json) or a bundled recipe name (see `dltoolkit recipes`)"
+    )
+    p.add_argument("--out", help="output directory (default runs/<name>-<time>)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a spec value, e.g. train.epochs=5"
+    )
+    p.add_argument("--address", help="train data-parallel on this Ray cluster (Ray Train, DDP on gloo)")
+    p.add_argument(
+        "--workers", type=int, help="number of data-parallel workers (with --address or a local Ray)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("recipes", help="list the bundled recipes")
+    p.set_defaults(func=cmd_recipes)
+    p = sub.add_parser("predict", help="predict with a model bundle on a CSV file")
+    p.add_argument("model", help="a model bundle directory (the model/ folder a run wrote)")
+    p.add_argument("input", help="a CSV file with the original feature columns")
+    p.add_argument("--out", help="write predictions to this CSV (default: stdout)")
+    p.set_defaults(func=cmd_predict)
+    for module in STAGE_VERBS:
+        try:
+            importlib.import_module(module).add_parser(sub)
+        except ModuleNotFoundError as e:
+            if not module.startswith(str(e.name)):  # the stage is absent, not broken
+                raise
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DLToolkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
