@@ -212,5 +212,5 @@ class TaskModule(pl.LightningModule):
             return opt
         return {
             "optimizer": opt,
-            "lr_scheduler": {"scheduler": sched, "interval": self._schedule_interval, "monitor": "val_loss"},
+            "lr_scheduler": {"scheduler": sched, "interval": self._schedule_interval},
         }
