@@ -1,0 +1,62 @@
+"""dltoolkit: from a dataset to a tuned, evaluated, exported model, in one experiment spec.
+
+The public names load lazily, so ``import dltoolkit`` stays light: it imports neither Ray,
+JupyterLab nor matplotlib (nor Lightning) until a name that needs them is used.
+
+Example:
+    >>> import dltoolkit
+    >>> spec = dltoolkit.recipe("seed-linear")
+    >>> spec.train.optimizer.name
+    'sgd'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from dltoolkit.errors import DLToolkitError
+from dltoolkit.spec import Spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DLToolkitError",
+    "Graph",
+    "Spec",
+    "check",
+    "export",
+    "list_recipes",
+    "load",
+    "load_ipython_extension",
+    "recipe",
+    "run",
+    "studio",
+    "sweep",
+]
+
+_LAZY = {
+    "Graph": "dltoolkit.graph",
+    "check": "dltoolkit.api",
+    "run": "dltoolkit.api",
+    "load": "dltoolkit.bundle",
+    "list_recipes": ("dltoolkit.recipes", "recipe_names"),
+    "recipe": ("dltoolkit.recipes", "load_recipe"),
+    "sweep": "dltoolkit.tune",
+    "export": "dltoolkit.deploy",
+    "studio": "dltoolkit.widgets",
+    "load_ipython_extension": "dltoolkit.extension",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dltoolkit' has no attribute {name!r}")
+    module, attr = _LAZY[name] if isinstance(_LAZY[name], tuple) else (_LAZY[name], name)
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -52,7 +52,8 @@ class SplitSpec(_Section):
     test: float = Field(0.2, ge=0.0, lt=1.0)  # fraction held out for the test metrics
     val: float = Field(0.15, ge=0.0, lt=1.0)  # fraction of the rest for validation
     seed: int = 0  # split seed
-    stratify: bool = True  # keep class proportions in each split (classification)
+    stratify: bool = True  # keep class proportions (regression: target-quantile proportions) in each split
+    bins: int = Field(5, ge=2)  # regression: quantile bins of the target used to stratify
 
 
 class DataSpec(_Section):
@@ -175,13 +176,26 @@ class TrainSpec(_Section):
 
 # --------------------------------------------------------------------------- search
 class SearchSpec(_Section):
+    """A hyperparameter sweep: which fields vary (``space``) and how trials are chosen and stopped.
+
+    ``space`` maps a dotted spec path to one Ray Tune domain, e.g.
+    ``{"train.optimizer.lr": {"loguniform": [1e-4, 1e-1]}, "graph.nodes.hidden.units": {"choice": [32, 64]}}``;
+    graph nodes are addressed by name (``graph.nodes.<name>.<attribute>``, ``...<name>.repeat``).
+    """
+
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)  # path -> {loguniform: [a, b]}
     metric: str | None = None  # default: the task's monitor metric
-    samples: int = Field(8, ge=1)
+    mode: Literal["min", "max"] | None = None  # default: from the metric's name (loss: min)
+    samples: int = Field(8, ge=1)  # trials (with grid search: repeats of the whole grid)
     search: str = "random"  # random, grid, optuna
     scheduler: str = "fifo"  # fifo, asha, hyperband, median, pbt
-    max_concurrent: int | None = Field(None, ge=1)
-    grace_period: int = Field(2, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)  # trials running at once; default: as resources allow
+    grace_period: int = Field(2, ge=1)  # epochs before a trial may be stopped (PBT: between perturbations)
+    max_epochs: int | None = Field(None, ge=1)  # epochs per trial (the schedulers' max_t); default train.epochs
+    cpus_per_trial: float = Field(1.0, gt=0.0)  # Ray resources reserved by each trial
+    gpus_per_trial: float = Field(0.0, ge=0.0)
+    retries: int = Field(0, ge=0)  # times a failed trial is restarted from its last checkpoint
+    seed: int | None = 0  # seed of the searcher (None: a fresh one each sweep)
 
 
 # --------------------------------------------------------------------------- the spec

@@ -67,8 +67,7 @@ def prepare(spec: Spec, data: object = None) -> Prepared:
     y = check_target(y, spec.task)
     if spec.preprocess.text is None:
         column_kinds(X, spec.preprocess, spec.data.categorical)  # fail early on bad columns
-    stratify = spec.task.is_classification and spec.data.split.stratify
-    train, val, test = split_indices(y, spec.data.split, stratify)
+    train, val, test = split_indices(_strata(y, spec), spec.data.split, spec.data.split.stratify)
     pre = Preprocessor.from_spec(spec).fit(X.iloc[train])
     target = TargetEncoder(spec.task.kind, spec.preprocess.target_scale).fit(y.iloc[train])
     _check_class_names(spec, target)
@@ -87,6 +86,18 @@ def prepare(spec: Spec, data: object = None) -> Prepared:
         n_outputs=target.n_outputs,
         classes=list(target.classes_) if target.is_classification else None,
     )
+
+
+def _strata(y: pd.Series, spec: Spec) -> pd.Series:
+    """What a stratified split keeps in proportion: the classes, or quantile bins of a regression target.
+
+    Binning a continuous target keeps each split's range of targets representative, so a test
+    split cannot by chance gather the extreme values.
+    """
+    if spec.task.is_classification or not spec.data.split.stratify:
+        return y
+    bins = min(spec.data.split.bins, max(1, len(y) // 10))
+    return pd.Series(pd.qcut(y.rank(method="first"), bins, labels=False), index=y.index, name=y.name)
 
 
 def split_indices(y: pd.Series, split: SplitSpec, stratify: bool) -> tuple[np.ndarray, ...]:

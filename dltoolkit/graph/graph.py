@@ -273,7 +273,7 @@ class Graph:
                 [shape],
                 (self.n_outputs,),
                 shape[0] * self.n_outputs + self.n_outputs,
-                shape[0] * self.n_outputs,
+                2 * shape[0] * self.n_outputs,  # multiply-adds count 2 FLOPs, as FlopCounterMode does
                 {"units": self.n_outputs},
             )
         )

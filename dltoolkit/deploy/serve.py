@@ -1,0 +1,315 @@
+"""An HTTP JSON inference server for a model or ensemble bundle (FastAPI on uvicorn).
+
+Endpoints:
+    ``POST /predict`` ``{"records": [{column: value, ...}, ...]}`` -> ``{"predictions": [...]}``
+    plus ``"probabilities"`` (one list per record, columns in ``classes`` order) for classification;
+    the same values as the bundle's ``predict`` / ``predict_proba``.
+    ``GET /health`` -> ``{"status": "ok"}``.
+    ``GET /metadata`` -> the spec, the input schema, the test metrics and the request limits.
+
+Every record is validated before the model runs: a missing or unknown column, a value of the wrong
+type, a null / NaN where the column is not imputed, an empty or oversized payload each get a 4xx
+answer whose ``detail`` names the field (``"field"`` holds it too). ``null`` (or ``NaN``) is
+accepted only where the preprocessing imputes the column (``"nullable": true`` in the schema).
+
+Example:
+    >>> app = create_app(load_model("runs/wine/model"))          # doctest: +SKIP
+    >>> TestClient(app).post("/predict", json={"records": [...]})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dltoolkit.bundle import Predictor
+from dltoolkit.deploy.ensemble import Ensemble, load_model
+from dltoolkit.errors import DLToolkitError, message
+
+MAX_RECORDS = 1000
+MAX_BODY_BYTES = 1_000_000
+NULL_RULE = (
+    "null or NaN is accepted only in columns whose preprocessing imputes missing values (nullable: true)"
+)
+
+
+class RequestError(Exception):
+    """A request the server refuses: an HTTP status, the offending field and a message."""
+
+    def __init__(self, status: int, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.field, self.detail = status, field, detail
+
+
+# ---------------------------------------------------------------------- the input schema
+def input_schema(model: Predictor | Ensemble) -> list[dict[str, Any]]:
+    """One entry per raw input column: ``name``, ``type`` (number / category / text), ``nullable``."""
+    members = model.members if isinstance(model, Ensemble) else [model]
+    plans = [{plan["name"]: plan for plan in m.preprocessor.columns_} for m in members]
+    columns = []
+    for name in model.feature_columns:
+        kinds = {p[name]["kind"] if name in p else "text" for p in plans}
+        kind = "number" if "numeric" in kinds else "text" if "text" in kinds else "category"
+        numeric = [p[name] for p in plans if name in p and p[name]["kind"] == "numeric"]
+        nullable = kind == "category" or (kind == "number" and all(p["fill"] is not None for p in numeric))
+        columns.append({"name": name, "type": kind, "nullable": nullable})
+    return columns
+
+
+def metadata(model: Predictor | Ensemble, limits: dict[str, int]) -> dict[str, Any]:
+    """What ``GET /metadata`` answers."""
+    ensemble = isinstance(model, Ensemble)
+    spec = (
+        {
+            "method": model.method,
+            "weights": model.weights,
+            "members": [m.spec.to_dict() for m in model.members],
+        }
+        if ensemble
+        else model.spec.to_dict()
+    )
+    return {
+        "kind": "ensemble" if ensemble else "model",
+        "task": model.spec.task.kind,
+        "classes": model.classes,
+        "spec": spec,
+        "input_schema": {"columns": input_schema(model), "null": NULL_RULE},
+        "metrics": _jsonable(model.metrics),
+        "limits": limits,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """Non-finite floats (not valid JSON) as None."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------- request validation
+def parse_records(body: bytes, schema: list[dict[str, Any]], max_records: int) -> pd.DataFrame:
+    """The request body as a DataFrame of the schema's columns; RequestError on any bad input."""
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RequestError(400, "body", f"The body is not valid JSON: {e}") from None
+    if not isinstance(payload, dict) or "records" not in payload:
+        raise RequestError(
+            422, "records", message("Missing field 'records'", _kind(payload), 'an object {"records": [...]}')
+        )
+    extra = sorted(set(payload) - {"records"})
+    if extra:
+        raise RequestError(422, extra[0], message(f"Unknown field {extra[0]!r}", extra[0], "only 'records'"))
+    records = payload["records"]
+    if not isinstance(records, list):
+        raise RequestError(
+            422, "records", message("'records' must be a list", _kind(records), "a list of objects")
+        )
+    if not records:
+        raise RequestError(422, "records", message("'records' is empty", [], "at least one record"))
+    if len(records) > max_records:
+        raise RequestError(
+            413,
+            "records",
+            message("Too many records", len(records), f"at most {max_records}", "Split the request."),
+        )
+    names = [c["name"] for c in schema]
+    values: dict[str, list[Any]] = {name: [] for name in names}
+    for i, record in enumerate(records):
+        _check_columns(i, record, names)
+        for column in schema:
+            values[column["name"]].append(_value(i, column, record[column["name"]]))
+    return pd.DataFrame({c["name"]: _column(c, values[c["name"]]) for c in schema}, columns=names)
+
+
+def _check_columns(i: int, record: Any, names: list[str]) -> None:
+    if not isinstance(record, dict):
+        raise RequestError(
+            422, f"records[{i}]", message(f"records[{i}] is not an object", _kind(record), "{column: value}")
+        )
+    missing = [n for n in names if n not in record]
+    if missing:
+        field = f"records[{i}].{missing[0]}"
+        raise RequestError(
+            422,
+            field,
+            message(
+                f"Missing column {missing[0]!r} in records[{i}]", sorted(record), f"every column of {names}"
+            ),
+        )
+    unknown = [k for k in record if k not in names]
+    if unknown:
+        field = f"records[{i}].{unknown[0]}"
+        raise RequestError(
+            422,
+            field,
+            message(
+                f"Unknown column {unknown[0]!r} in records[{i}]", unknown[0], f"only the columns {names}"
+            ),
+        )
+
+
+def _value(i: int, column: dict[str, Any], value: Any) -> Any:
+    field = f"records[{i}].{column['name']}"
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if missing:
+        if column["nullable"]:
+            return None
+        raise RequestError(
+            422,
+            field,
+            message(
+                f"Missing value in {field}", value, "a value: this column is not imputed", NULL_RULE + "."
+            ),
+        )
+    kind = column["type"]
+    ok = {
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "category": isinstance(value, str | int | float | bool),
+        "text": isinstance(value, str),
+    }[kind]
+    if not ok:
+        raise RequestError(
+            422, field, message(f"Wrong type in {field}", value, f"a {'string' if kind == 'text' else kind}")
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RequestError(
+            422, field, message(f"Non-finite number in {field}", str(value), "a finite number")
+        )
+    return value
+
+
+def _column(column: dict[str, Any], values: list[Any]) -> np.ndarray:
+    if column["type"] == "number":
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.array(values, dtype=object)
+
+
+def _kind(value: Any) -> str:
+    return f"a JSON {type(value).__name__}"
+
+
+# ---------------------------------------------------------------------- answering
+def answer(model: Predictor | Ensemble, frame: pd.DataFrame) -> dict[str, Any]:
+    """``{"predictions": [...], "probabilities": [[...]]}``: predict / predict_proba from one forward pass."""
+    if isinstance(model, Predictor):
+        out, target = model.output(model.transform(frame)), model.target
+        values = target.inverse(out) if model.classes is None else None
+    else:
+        out, target = model.output(frame), model.members[0].target
+        values = out
+    if model.classes is None:
+        return {"predictions": np.asarray(values, dtype=np.float64).tolist()}
+    return {
+        "predictions": target.inverse(out.argmax(1)).tolist(),
+        "probabilities": np.asarray(out, dtype=np.float32).tolist(),
+    }
+
+
+def create_app(
+    model: Predictor | Ensemble | str | os.PathLike,
+    *,
+    max_records: int = MAX_RECORDS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+):
+    """The FastAPI application serving ``model`` (a Predictor, an Ensemble or a bundle path).
+
+    Args:
+        model: What to serve.
+        max_records: Most records in one request (413 above).
+        max_body_bytes: Largest request body in bytes (413 above).
+    """
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+
+    model = model if isinstance(model, Predictor | Ensemble) else load_model(model)
+    schema = input_schema(model)
+    meta = metadata(model, {"max_records": max_records, "max_body_bytes": max_body_bytes})
+    app = FastAPI(title=f"dltoolkit: {model.spec.name}", version="1")
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metadata")
+    def get_metadata() -> dict[str, Any]:
+        return meta
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        try:
+            body = await _read_body(request, max_body_bytes)
+            frame = parse_records(body, schema, max_records)
+            return JSONResponse(await run_in_threadpool(answer, model, frame))
+        except RequestError as e:
+            return JSONResponse({"detail": e.detail, "field": e.field}, status_code=e.status)
+        except DLToolkitError as e:  # the preprocessing refused a value the schema let through
+            return JSONResponse({"detail": str(e), "field": "records"}, status_code=422)
+        except Exception as e:  # never let one request take the server down
+            return JSONResponse(
+                {"detail": f"Internal error: {type(e).__name__}: {e}", "field": None}, status_code=500
+            )
+
+    return app
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
+    """The body, refusing (413) anything larger than ``limit`` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(
+            413,
+            "body",
+            message(
+                "The request body is too large",
+                f"{declared} bytes",
+                f"at most {limit} bytes",
+                "Split the request.",
+            ),
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(
+                413,
+                "body",
+                message(
+                    "The request body is too large",
+                    f"over {limit} bytes",
+                    f"at most {limit} bytes",
+                    "Split the request.",
+                ),
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def serve(
+    model: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    max_records: int = MAX_RECORDS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    threads: int | None = 1,
+) -> None:
+    """Serve a bundle with uvicorn until interrupted (loopback only unless ``host`` says otherwise)."""
+    import torch
+    import uvicorn
+
+    if threads:
+        torch.set_num_threads(threads)
+    app = create_app(model, max_records=max_records, max_body_bytes=max_body_bytes)
+    print(f"serving {model} on http://{host}:{port} (Ctrl-C to stop)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,15 @@
+"""Hyperparameter sweeps on Ray Tune: ``sweep(spec)`` and ``resume(folder)``.
+
+Importing this package is light: Ray, torch and Lightning are imported when a sweep starts.
+
+Example:
+    >>> from dltoolkit.tune import sweep                         # doctest: +SKIP
+    >>> s = sweep("digits-mlp", samples=8, scheduler="asha")      # doctest: +SKIP
+    >>> s.trials()                                               # doctest: +SKIP
+"""
+
+from dltoolkit.tune.launch import resume_sweep as resume
+from dltoolkit.tune.launch import sweep
+from dltoolkit.tune.sweep import Sweep
+
+__all__ = ["Sweep", "resume", "sweep"]

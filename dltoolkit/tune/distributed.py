@@ -1,0 +1,348 @@
+"""One experiment trained data-parallel on Ray Train: Lightning's DDP on gloo, one shard per worker.
+
+The driver checks the spec and prepares the data (as ``run`` does), puts the tensors into Ray's
+object store once and starts a ``TorchTrainer`` with ``workers`` workers of one CPU each. Every
+worker builds the same model from the spec, trains on its shard of the training split, and the
+gradients are averaged across workers by DDP's reducer at every optimizer step. Rank 0 reports
+each epoch's metrics to Ray Train and returns the best weights; the driver then evaluates them and
+writes the same outputs as ``dltoolkit.api.run`` (a model bundle that ``dltoolkit.load`` opens).
+
+Example:
+    >>> result = run_distributed("digits-mlp", out="runs/ddp", workers=2)  # doctest: +SKIP
+    >>> result.metrics["accuracy"], [w["node_id"] for w in result.workers]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import math
+import os
+import shutil
+import socket
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping
+from pytorch_lightning.overrides.distributed import prepare_for_backward
+from torch.nn.parallel import DistributedDataParallel
+
+from dltoolkit.api import Run, _write_outputs, check, resolve_spec
+from dltoolkit.bundle import Predictor, graph_for
+from dltoolkit.data import Preprocessor, make_augment
+from dltoolkit.errors import DLToolkitError, SpecError, TrainingError, message
+from dltoolkit.spec import Spec
+from dltoolkit.train.fit import History, TensorBatches, make_trainer
+from dltoolkit.train.module import TaskModule
+
+
+@dataclass
+class DistributedRun(Run):
+    """A :class:`~dltoolkit.api.Run` plus what each data-parallel worker did.
+
+    ``workers`` holds one dict per rank: ``rank``, ``node_id``, ``hostname``, ``rows`` (its shard
+    size), ``shard`` (a digest of its shard) and ``params`` (a digest of its final weights).
+    """
+
+    workers: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_distributed(
+    spec: Spec | str | dict,
+    *,
+    out: str | os.PathLike,
+    address: str | None = None,
+    workers: int = 1,
+    data: Any = None,
+    plots: bool = True,
+) -> DistributedRun:
+    """Train one experiment data-parallel on Ray Train and write the outputs of ``dltoolkit.api.run``.
+
+    Args:
+        spec: a Spec, a dict, a spec file path or a bundled recipe name.
+        out: the output directory (``spec.yaml``, ``metrics.json``, ``history.csv``, ``model/``...).
+        address: a Ray cluster address (``host:port``); None starts a local Ray for this call.
+        workers: data-parallel workers, one CPU each; each trains on 1/workers of the training rows.
+        data: a DataFrame or ``(X, y)`` arrays when the spec's source is ``frame``.
+        plots: write the plots and the report.
+
+    Raises:
+        SpecError: ``workers`` is not a positive integer or exceeds the training rows.
+        TrainingError: a worker failed (its error is in the message).
+    """
+    from dltoolkit.evaluate import evaluate
+
+    spec = resolve_spec(spec)
+    checked = check(spec, data)
+    _check_workers(workers, len(checked.data.X_train))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with _ray_session(address):
+        trained = _train(checked, workers, (out / ".work").resolve())
+    d = checked.data
+    model = checked.graph.compile()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in trained["state"].items()})
+    predictor = Predictor(spec, d.preprocessor, d.target, model)
+    output = predictor.output(d.X_test)
+    y_true = d.y_test.numpy() if spec.task.is_classification else d.target.inverse(d.y_test.numpy())
+    shown = output if spec.task.is_classification else d.target.inverse(output)
+    metrics = evaluate(spec.task.kind, y_true, shown, d.classes)
+    predictor.metrics = metrics
+    seconds = time.perf_counter() - started
+    history = _history_frame(trained["history"])
+    info = {
+        "seconds": round(seconds, 2),
+        "best_epoch": trained["best_epoch"],
+        "monitor": trained["monitor"],
+        "best_score": trained["best_score"],
+        "workers": workers,
+        "address": address,
+    }
+    files = _write_outputs(out, spec, predictor, history, metrics, y_true, shown, d.classes, plots, info)
+    shutil.rmtree(out / ".work", ignore_errors=True)
+    return DistributedRun(spec, metrics, history, predictor, out, seconds, files, trained["workers"])
+
+
+def _check_workers(workers: Any, rows: int) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= rows:
+        raise SpecError(
+            message(
+                "Invalid number of data-parallel workers",
+                workers,
+                f"an integer from 1 to the number of training rows ({rows})",
+                "Pass workers=2 (or --workers 2) for two one-CPU workers.",
+            )
+        )
+
+
+def _history_frame(rows: list[dict[str, Any]]):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None) -> Iterator[None]:
+    """Use the Ray this process is connected to, else connect to ``address`` or start a local one.
+
+    A Ray started or connected here is shut down on the way out; one that was already
+    initialised (a notebook's) is left running.
+    """
+    import ray
+
+    if ray.is_initialized():
+        _check_same_cluster(address)
+        yield
+        return
+    if address is None:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=address, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _check_same_cluster(address: str | None) -> None:
+    import ray
+
+    current = ray.get_runtime_context().gcs_address
+    if address is not None and address not in ("auto", current):
+        raise DLToolkitError(
+            message(
+                "This process is already connected to another Ray cluster",
+                address,
+                f"the address of the connected cluster ({current}) or None",
+                "Call ray.shutdown() first to train on another cluster.",
+            )
+        )
+
+
+def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
+    """Start the TorchTrainer and return rank 0's result (best weights, history, worker info)."""
+    import ray
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    d = checked.data
+    tensors = ray.put({"x": d.X_train, "y": d.y_train, "x_val": d.X_val, "y_val": d.y_val})
+    config = {
+        "spec": checked.spec.to_yaml(),
+        "preprocessor": d.preprocessor.to_state(),
+        "n_outputs": d.n_outputs,
+        "data": tensors,
+    }
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": 1}),
+        torch_config=TorchConfig(backend="gloo"),
+        run_config=RunConfig(
+            name=f"{checked.spec.name}-ddp",
+            storage_path=str(storage),
+            failure_config=FailureConfig(max_failures=0),
+        ),
+    )
+    try:
+        result = trainer.fit()
+    except Exception as e:
+        raise TrainingError(
+            f"Data-parallel training of {checked.spec.name!r} on {workers} workers failed: {e}"
+        ) from e
+    if result.return_value is None:
+        raise TrainingError(f"Data-parallel training of {checked.spec.name!r} returned no model.")
+    return result.return_value
+
+
+# ---------------------------------------------------------------------------- on each worker
+class _SyncedTaskModule(TaskModule):
+    """TaskModule whose raw ``loss.backward()`` steps average gradients through DDP's reducer.
+
+    With manual optimisation Lightning keeps the DDP wrapper from arming its reducer after the
+    forward (it expects ``manual_backward``), and TaskModule runs several optimizer steps per
+    Lightning step. Arming the reducer before each step makes that step's backward all-reduce
+    (average) the gradients across workers before clipping and ``optimizer.step()``.
+    """
+
+    def _optimizer_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+        wrapped = self.trainer.strategy.model
+        if isinstance(wrapped, DistributedDataParallel):
+            prepare_for_backward(wrapped, None)
+        super()._optimizer_step(x, y, step)
+
+
+class _KeepBest(Callback):
+    """Keeps a copy of the weights of the best epoch by the monitored metric (in memory)."""
+
+    def __init__(self, monitor: str, mode: str) -> None:
+        self.monitor, self.mode = monitor, mode
+        self.score: float | None = None
+        self.epoch: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        better = self.score is None or (
+            float(value) < self.score if self.mode == "min" else float(value) > self.score
+        )
+        if better:
+            self.score, self.epoch = float(value), trainer.current_epoch + 1
+            self.state = copy.deepcopy(module.model.state_dict())
+
+
+class _ReportEpoch(Callback):
+    """Reports each epoch's row to Ray Train (every rank calls it; Ray keeps rank 0's metrics)."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        import ray.train
+
+        ray.train.report(dict(self.history.rows[-1]))
+
+
+def _shard(x: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """Rows rank, rank+world, ...; every shard has the same length so all ranks step together."""
+    per = len(x) // world
+    return x[rank::world][:per]
+
+
+def _digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The training function each Ray Train worker runs."""
+    import ray
+    import ray.train
+    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
+
+    torch.set_num_threads(1)
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    spec = Spec.from_yaml(config["spec"])
+    tensors = ray.get(config["data"])
+    x, y = _shard(tensors["x"], rank, world), _shard(tensors["y"], rank, world)
+    graph = graph_for(spec, Preprocessor.from_state(config["preprocessor"]), config["n_outputs"])
+    pl.seed_everything(spec.train.seed, workers=False, verbose=False)
+    module = _SyncedTaskModule(
+        spec,
+        graph.compile(),
+        graph.n_outputs or 1,
+        math.ceil(len(x) / spec.train.batch_size),
+        make_augment(spec.preprocess.augment, graph.input_shape),
+    )
+    chunk = spec.train.batch_size * spec.train.steps_per_execution
+    train = TensorBatches(x, y, chunk, shuffle=True, seed=spec.train.seed)
+    val = TensorBatches(tensors["x_val"], tensors["y_val"], max(1, len(tensors["x_val"])))
+    monitor, mode = spec.task.monitor_metric()
+    history, best = History(), _KeepBest(monitor, mode)
+    callbacks: list[Callback] = [history, _ReportEpoch(history), best]
+    if spec.train.early_stopping:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=spec.train.early_stopping))
+    workdir = Path(tempfile.mkdtemp(prefix="dltoolkit-ddp-"))
+    try:
+        trainer = make_trainer(
+            spec,
+            workdir,
+            callbacks,
+            accelerator="cpu",
+            devices="auto",
+            strategy=RayDDPStrategy(),
+            plugins=[RayLightningEnvironment()],
+            use_distributed_sampler=False,
+            enable_checkpointing=False,
+        )
+        trainer = prepare_trainer(trainer)
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*(does not have many workers|sync_dist|smaller than).*"
+            )
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return _gather(module, best, history, rank, x, y, monitor)
+
+
+def _gather(module, best: _KeepBest, history: History, rank: int, x, y, monitor: str) -> dict | None:
+    """Collect every rank's facts on rank 0 (over gloo) and return rank 0's result."""
+    import ray
+
+    me = {
+        "rank": rank,
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "rows": len(x),
+        "shard": _digest(x, y),
+        "params": _digest(*module.model.state_dict().values()),
+    }
+    everyone: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(everyone, me)
+    if rank != 0:
+        return None
+    state = best.state if best.state is not None else module.model.state_dict()
+    return {
+        "state": {k: v.detach().cpu().numpy().copy() for k, v in state.items()},  # no tensors
+        "history": history.rows,
+        "best_score": best.score,
+        "best_epoch": best.epoch,
+        "monitor": monitor,
+        "workers": sorted(everyone, key=lambda w: w["rank"]),
+    }

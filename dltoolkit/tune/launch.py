@@ -1,0 +1,208 @@
+"""Starting, resuming and finishing a sweep: ``sweep()``, ``resume()``, the Ray Tuner, the outputs.
+
+Example:
+    >>> s = sweep("digits-mlp", samples=8, scheduler="asha", out="runs/s")  # doctest: +SKIP
+    >>> resume("runs/s")                                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from dltoolkit.errors import DLToolkitError, message
+from dltoolkit.spec import Spec, atomic_write_text
+from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS
+from dltoolkit.tune.results import TrialRecord, ranked
+from dltoolkit.tune.sweep import EXPERIMENT, Sweep, plan_for
+
+
+def sweep(
+    spec: Spec | str | dict,
+    *,
+    samples: int | None = None,
+    search: str | None = None,
+    scheduler: str | None = None,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    out: str | os.PathLike | None = None,
+    background: bool = False,
+    data: Any = None,
+    resources: dict[str, float] | None = None,
+    resume: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Sweep:
+    """Run a hyperparameter sweep of ``spec`` over its ``search.space`` on Ray Tune.
+
+    Everything is checked before Ray starts (the spec, the data, every configuration of the
+    space); the arguments given here replace the spec's ``search`` settings and are recorded in
+    ``out/spec.yaml``.
+
+    Args:
+        spec: a Spec, a dict, a spec file or a recipe name (``"digits-mlp"``).
+        samples, search, scheduler, max_concurrent: override ``spec.search``; search is random,
+            grid or optuna; scheduler is fifo, asha, hyperband, median or pbt.
+        address: an existing Ray cluster (``"127.0.0.1:6379"``); default: a local Ray (started
+            if none is running in this process).
+        out: output folder (default ``runs/<name>-sweep-<time>``).
+        background: return at once and run in a thread (``wait()``, ``stop()``, ``subscribe()``).
+        data: a DataFrame or (X, y) when the spec's data source is ``frame``.
+        resources: per trial, e.g. ``{"cpu": 1, "gpu": 0.5}``.
+        resume: an earlier sweep's ``out`` folder to continue instead (see :func:`resume`).
+        overrides: dotted-path values applied to the spec first.
+
+    Example:
+        >>> s = sweep("digits-mlp", samples=4, background=True)  # doctest: +SKIP
+        >>> s.subscribe(print); s.wait().best                    # doctest: +SKIP
+    """
+    if resume is not None:
+        return resume_sweep(resume, data=data, address=address, background=background)
+    from dltoolkit.api import resolve_spec
+
+    launched = time.perf_counter()
+    spec = resolve_spec(spec, overrides)
+    given = {"samples": samples, "search": search, "scheduler": scheduler, "max_concurrent": max_concurrent}
+    changes = {f"search.{k}": v for k, v in given.items() if v is not None}
+    for key, field in (("cpu", "cpus_per_trial"), ("gpu", "gpus_per_trial")):
+        if resources and key in resources:
+            changes[f"search.{field}"] = resources[key]
+    spec = spec.with_values(changes) if changes else spec
+    out = Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    runner = _checked(spec, data, out, launched)
+    spec.save(out / "spec.yaml")
+    return runner._launch(address, background, restore=False)
+
+
+def resume_sweep(
+    out: str | os.PathLike, *, data: Any = None, address: str | None = None, background: bool = False
+) -> Sweep:
+    """Continue the sweep in ``out`` whose driver stopped: unfinished trials go on from their last
+    checkpoint; finished (and errored) trials are kept, not run again."""
+    from ray import tune
+
+    out = Path(out)
+    if not (out / "spec.yaml").is_file() or not tune.Tuner.can_restore(str((out / EXPERIMENT).resolve())):
+        raise DLToolkitError(
+            message(
+                "Nothing to resume here",
+                str(out),
+                f"a sweep folder with spec.yaml and {EXPERIMENT}/ (Ray's experiment state)",
+                "Start the sweep again: it had not started any trial.",
+            )
+        )
+    runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter())
+    return runner._launch(address, background, restore=True)
+
+
+def _checked(spec: Spec, data: Any, out: Path, launched: float) -> Sweep:
+    """Plan, data and pre-flight: every error surfaces here, before Ray starts."""
+    from dltoolkit.api import check
+    from dltoolkit.tune.preflight import preflight
+
+    plan = plan_for(spec)
+    runner = Sweep(spec, plan, None, out, launched)
+    checked = check(runner.trial_spec, data)
+    runner.data = checked.data
+    runner.preflight = preflight(runner.trial_spec, checked.data, plan.space, seed=plan.seed or 0)
+    out.mkdir(parents=True, exist_ok=True)
+    return runner
+
+
+def build_tuner(runner: Sweep, restore: bool) -> Any:
+    """The Ray Tuner of a sweep (or the restored one): data once by reference, actors reused."""
+    from ray import tune
+
+    from dltoolkit.tune._ray import StopFlag, Stream
+    from dltoolkit.tune.trainable import train_trial
+
+    plan, key = runner.plan, str(runner.experiment)
+    trainable = tune.with_parameters(train_trial, spec=runner.trial_spec, data=runner.data)
+    trainable = tune.with_resources(trainable, dict(plan.resources))
+    if restore:
+        return tune.Tuner.restore(key, trainable, resume_unfinished=True, resume_errored=False)
+    tune_config = tune.TuneConfig(
+        metric=plan.metric,
+        mode=plan.mode,
+        search_alg=SEARCHERS.get(plan.search)(plan),
+        scheduler=SCHEDULERS.get(plan.scheduler)(plan),
+        num_samples=plan.samples,
+        max_concurrent_trials=plan.max_concurrent if plan.search != "optuna" else None,
+        reuse_actors=True,
+    )
+    run_config = tune.RunConfig(
+        name=EXPERIMENT,
+        storage_path=str(runner.experiment.parent),
+        callbacks=[Stream(key, list(plan.space))],
+        stop=StopFlag(key),
+        failure_config=tune.FailureConfig(max_failures=plan.retries),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if plan.scheduler == "pbt" else 1),
+        verbose=0,
+    )
+    return tune.Tuner(trainable, param_space=plan.param_space(), tune_config=tune_config, run_config=run_config)
+
+
+def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]:
+    """Every trial of the experiment folder (earlier runs of a resumed sweep too) and its checkpoint."""
+    from ray.tune import ExperimentAnalysis
+
+    from dltoolkit.tune._ray import error_text, user_config
+
+    analysis = ExperimentAnalysis(str(runner.experiment))
+    frames = analysis.trial_dataframes
+    records, checkpoints = {}, {}
+    for trial in analysis.trials:
+        frame = frames.get(trial.trial_id)
+        rows = []
+        if frame is not None and len(frame):
+            keep = [c for c in frame.columns if c.startswith(("train_", "val_")) or c in ("epoch", "lr")]
+            rows = frame[keep].drop_duplicates("epoch", keep="last").to_dict("records")
+        last = trial.last_result or {}
+        records[trial.trial_id] = TrialRecord(
+            trial.trial_id,
+            user_config(trial.config, list(runner.plan.space)),
+            str(trial.status),
+            error_text(trial.error_file),
+            rows,
+            float(last.get("time_total_s", 0.0)),
+        )
+        checkpoints[trial.trial_id] = trial.checkpoint
+    return records, checkpoints
+
+
+def save_best(runner: Sweep, checkpoints: dict[str, Any]) -> Path | None:
+    """The best trial's best weights as a model bundle in ``out/best`` with its test metrics."""
+    from dltoolkit.bundle import Predictor, graph_for, save_bundle
+    from dltoolkit.evaluate import evaluate
+    from dltoolkit.tune.trainable import read_state
+
+    plan = runner.plan
+    for rec in ranked(runner.records(), plan.metric, plan.mode):
+        state = read_state(checkpoints.get(rec.trial_id))
+        if state is None or state.get("best") is None:
+            continue
+        d, spec = runner.data, runner.trial_spec.with_values(rec.config)
+        model = graph_for(spec, d.preprocessor, d.n_outputs).compile()
+        model.load_state_dict(state["best"]["weights"])
+        predictor = Predictor(spec, d.preprocessor, d.target, model)
+        output = predictor.output(d.X_test)
+        y_true = d.y_test.numpy() if spec.task.is_classification else d.target.inverse(d.y_test.numpy())
+        shown = output if spec.task.is_classification else d.target.inverse(output)
+        predictor.metrics = evaluate(spec.task.kind, y_true, shown, d.classes)
+        info = {"trial_id": rec.trial_id, "config": rec.config, "monitor": plan.metric}
+        info |= {"best_score": state["best"]["score"], "best_epoch": state["best"]["epoch"]}
+        return save_bundle(runner.out / "best", predictor, info)
+    return None
+
+
+def save_outputs(runner: Sweep) -> None:
+    """``trials.csv`` and the three plots in ``plots/``."""
+    from dltoolkit.evaluate._figures import save_png
+
+    atomic_write_text(runner.out / "trials.csv", runner.trials().to_csv(index=False))
+    plots = runner.out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    save_png(runner.plot_curves(), plots / "curves.png")
+    save_png(runner.plot_parallel(), plots / "parallel.png")
+    save_png(runner.plot_importance(), plots / "importance.png")

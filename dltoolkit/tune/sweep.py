@@ -1,0 +1,275 @@
+"""The Sweep: a hyperparameter search on Ray Tune, live in the driver, results as plain data.
+
+``sweep(spec)`` checks everything (the spec, the data, every configuration of the space) before
+Ray starts, then runs the trials on a local Ray (or the cluster at ``address``). Each trial's
+per-epoch results stream to subscribers as they arrive; with ``background=True`` the sweep runs
+in a thread so a notebook stays responsive, and ``stop()`` ends it cleanly. When it ends, ``out``
+holds ``spec.yaml`` (with the search space), ``trials.csv``, ``best/`` (a model bundle
+``dltoolkit.bundle.load`` opens) and ``plots/``; ``out/tune`` is Ray's experiment folder, from
+which ``resume(out)`` continues a sweep whose driver died.
+
+Example:
+    >>> s = sweep("digits-mlp", samples=4, scheduler="asha", out="runs/sweep")  # doctest: +SKIP
+    >>> s.best["config"], s.best_bundle                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dltoolkit.errors import DLToolkitError, SpecError, message, unknown
+from dltoolkit.spec import Spec
+from dltoolkit.tune.engines import Plan
+from dltoolkit.tune.results import (
+    TrialRecord,
+    curves_figure,
+    importance_figure,
+    parallel_figure,
+    ranked,
+    trial_table,
+)
+from dltoolkit.tune.space import parse_space
+
+Row = dict[str, Any]
+EXPERIMENT = "tune"  # Ray's experiment folder inside ``out``
+METRICS = {
+    True: ("val_acc", "val_f1", "val_loss", "train_loss", "train_acc"),
+    False: ("val_loss", "val_mae", "val_r2", "train_loss"),
+}
+
+
+def plan_for(spec: Spec) -> Plan:
+    """The resolved sweep settings of ``spec.search``, checked (names, combinations, metric)."""
+    s = spec.search
+    space = parse_space(s.space)
+    if not space:
+        raise SpecError(
+            message(
+                "The spec has no search space",
+                s.space,
+                "search.space with at least one path",
+                "Add e.g. search.space: {train.optimizer.lr: {loguniform: [0.0001, 0.1]}}.",
+            )
+        )
+    metric = s.metric or spec.task.monitor_metric()[0]
+    if metric not in METRICS[spec.task.is_classification]:
+        raise unknown("metric", metric, METRICS[spec.task.is_classification])
+    mode = s.mode or ("min" if metric.endswith(("loss", "mae")) else "max")
+    plan = Plan(
+        space=space,
+        metric=metric,
+        mode=mode,
+        samples=s.samples,
+        search=s.search,
+        scheduler=s.scheduler,
+        max_epochs=s.max_epochs or spec.train.epochs,
+        grace_period=s.grace_period,
+        max_concurrent=s.max_concurrent,
+        seed=s.seed,
+        resources={"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial},
+        retries=s.retries,
+    )
+    plan.check()
+    return plan
+
+
+class Sweep:
+    """A running or finished sweep. Made by :func:`sweep` or :func:`resume`, not directly.
+
+    Attributes:
+        spec: the swept spec (its ``search`` section as run); ``out``: the output folder;
+        preflight: the pre-flight report; first_result_s: seconds from launch to the first result.
+    """
+
+    def __init__(self, spec: Spec, plan: Plan, data: Any, out: Path, launched: float) -> None:
+        self.spec, self.plan, self.data, self.out = spec, plan, data, Path(out)
+        self.trial_spec = spec.with_values({"train.epochs": plan.max_epochs, "task.monitor": plan.metric})
+        self.preflight = None
+        self.first_result_s: float | None = None
+        self.stop_requested = threading.Event()
+        self._launched = launched
+        self._records: dict[str, TrialRecord] = {}
+        self._subscribers: list[Callable[[Row], None]] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._owns_ray = False
+        self._error: BaseException | None = None
+        self.best_bundle: Path | None = None
+
+    @property
+    def experiment(self) -> Path:
+        return (self.out / EXPERIMENT).resolve()
+
+    # ------------------------------------------------------------------ live events (driver thread)
+    def _on_start(self, trial_id: str, config: dict[str, Any]) -> None:
+        with self._lock:
+            rec = self._records.setdefault(trial_id, TrialRecord(trial_id, config))
+            rec.status = "RUNNING"
+
+    def _on_result(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None:
+        metrics = {k: v for k, v in result.items() if k.startswith(("train_", "val_")) or k == "lr"}
+        epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+        row = {"trial_id": trial_id, "config": config, "epoch": epoch, "metrics": metrics}
+        with self._lock:
+            if self.first_result_s is None:
+                self.first_result_s = time.perf_counter() - self._launched
+            rec = self._records.setdefault(trial_id, TrialRecord(trial_id, config, "RUNNING"))
+            rec.rows.append({"epoch": epoch} | metrics)
+            rec.seconds = float(result.get("time_total_s", rec.seconds))
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            callback(dict(row))
+
+    def _on_end(self, trial_id: str, status: str, error: str | None) -> None:
+        with self._lock:
+            rec = self._records.setdefault(trial_id, TrialRecord(trial_id, {}))
+            rec.status, rec.error = status, error
+
+    # ------------------------------------------------------------------ control
+    def subscribe(self, callback: Callable[[Row], None]) -> Callable[[], None]:
+        """Call ``callback(row)`` for every epoch a trial reports; returns an unsubscribe function.
+
+        A row is ``{"trial_id", "config", "epoch", "metrics"}``. Callbacks run in the sweep's
+        thread: keep them short (a notebook panel should only update its model).
+        """
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> Sweep:
+        """Block until the sweep ends (re-raising its error); Ctrl-C stops it cleanly."""
+        try:
+            if not self._done.wait(timeout):
+                return self
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 120.0) -> Sweep:
+        """Stop every trial, keep what finished, and shut down the Ray this sweep started."""
+        self.stop_requested.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        self._shutdown_ray()
+        return self
+
+    def _shutdown_ray(self) -> None:
+        if self._owns_ray:
+            import ray
+
+            ray.shutdown()
+            self._owns_ray = False
+
+    # ------------------------------------------------------------------ running
+    def _launch(self, address: str | None, background: bool, restore: bool) -> Sweep:
+        from dltoolkit.tune import _ray
+        from dltoolkit.tune.launch import build_tuner
+
+        self._owns_ray = _ray.start_ray(address)
+        _ray.LIVE[str(self.experiment)] = self
+        tuner = build_tuner(self, restore)
+        if background:
+            self._thread = threading.Thread(target=self._run, args=(tuner,), name="dltoolkit-sweep", daemon=True)
+            self._thread.start()
+            return self
+        try:
+            self._run(tuner)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        return self.wait()
+
+    def _run(self, tuner: Any) -> None:
+        from dltoolkit.tune import _ray
+
+        try:
+            tuner.fit()
+            self._finish()
+        except BaseException as e:  # noqa: BLE001 - handed to wait()
+            self._error = e
+        finally:
+            _ray.LIVE.pop(str(self.experiment), None)
+            if self.stop_requested.is_set():
+                self._shutdown_ray()
+            self._done.set()
+
+    def _finish(self) -> None:
+        from dltoolkit.tune.launch import load_records, save_best, save_outputs
+
+        records, checkpoints = load_records(self)
+        if records:
+            with self._lock:
+                self._records = records
+        self.best_bundle = save_best(self, checkpoints)
+        save_outputs(self)
+
+    # ------------------------------------------------------------------ results
+    def records(self) -> list[TrialRecord]:
+        with self._lock:
+            return [TrialRecord(r.trial_id, dict(r.config), r.status, r.error, list(r.rows), r.seconds)
+                    for r in self._records.values()]
+
+    def trials(self) -> pd.DataFrame:
+        """The trial table: config, best and last metric, best epoch, epochs run, status, time, error."""
+        return trial_table(self.records(), self.plan.metric, self.plan.mode)
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The trial with the best *best-reported* metric: id, config, score, epoch (None: no results)."""
+        order = ranked(self.records(), self.plan.metric, self.plan.mode)
+        if not order:
+            return None
+        score, epoch = order[0].best(self.plan.metric, self.plan.mode)
+        return {"trial_id": order[0].trial_id, "config": order[0].config, "score": score, "epoch": epoch}
+
+    def top(self, k: int = 5) -> pd.DataFrame:
+        """The k best trials' rows of the trial table, best first."""
+        table = self.trials()
+        ids = [r.trial_id for r in ranked(self.records(), self.plan.metric, self.plan.mode)[:k]]
+        return table.set_index("trial_id").loc[ids].reset_index()
+
+    def _log_paths(self) -> set[str]:
+        return {p for p, d in self.plan.space.items() if d.name.startswith("log")}
+
+    def plot_curves(self):
+        """The metric against epochs, one line per trial (a matplotlib Figure)."""
+        return curves_figure(self.records(), self.plan.metric)
+
+    def plot_parallel(self):
+        """Parallel coordinates of the hyperparameters against the best metric (a Figure)."""
+        return parallel_figure(self.trials(), list(self.plan.space), self.plan.metric, self._log_paths())
+
+    def plot_importance(self):
+        """Hyperparameter importance for the best metric (a Figure)."""
+        return importance_figure(self.trials(), list(self.plan.space), self.plan.metric, self._log_paths())
+
+    def _repr_html_(self) -> str:
+        state = "done" if self.done else "running"
+        best = self.best
+        shown = f"best {self.plan.metric} {best['score']:.4f} ({best['config']})" if best else "no results yet"
+        table = self.trials().to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        return f"<b>Sweep</b> {self.spec.name!r} ({state}, {len(self._records)} trials): {shown}{table}"
+
+    def __repr__(self) -> str:
+        return f"Sweep({self.spec.name!r}, out={str(self.out)!r}, done={self.done})"
+

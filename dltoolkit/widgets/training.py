@@ -1,0 +1,268 @@
+"""The training panel: training settings, a Train button that trains in a background thread with
+live learning curves, and a Stop button that ends training cleanly after the current batch.
+
+Example:
+    >>> from dltoolkit.recipes import load_recipe
+    >>> trainer = TrainController(SpecState(load_recipe("seed-linear")))
+    >>> trainer.set("train.optimizer.lr", -1.0)
+    Traceback (most recent call last):
+    ...
+    dltoolkit.errors.SpecError: Invalid spec:
+      Invalid value for 'train.optimizer.lr': received -1.0; expected input should be greater than 0.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+import pandas as pd
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+
+from dltoolkit.api import Run
+from dltoolkit.errors import DLToolkitError
+from dltoolkit.widgets._common import MessageBox, explain, image, labelled, png
+from dltoolkit.widgets._state import SpecState
+
+
+class StopOnEvent(Callback):
+    """Asks Lightning to stop after the current batch once ``event`` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self.event.is_set():
+            trainer.should_stop = True
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self.event.is_set():
+            trainer.should_stop = True
+
+
+def train_run(spec, data, out: Path, listeners=(), callbacks=()) -> Run:
+    """``dltoolkit.api.run`` with extra Lightning callbacks (run() takes none yet)."""
+    from dltoolkit.api import _write_outputs, check
+    from dltoolkit.bundle import Predictor
+    from dltoolkit.data import make_augment
+    from dltoolkit.evaluate import evaluate
+    from dltoolkit.train.fit import fit
+
+    checked = check(spec, data)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    d = checked.data
+    augment = make_augment(spec.preprocess.augment, d.input_shape)
+    result = fit(
+        spec, checked.graph, d, out / ".work", listeners=listeners, augment=augment, extra_callbacks=callbacks
+    )
+    predictor = Predictor(spec, d.preprocessor, d.target, result.model)
+    output = predictor.output(d.X_test)
+    y_true = d.y_test.numpy() if spec.task.is_classification else d.target.inverse(d.y_test.numpy())
+    shown = output if spec.task.is_classification else d.target.inverse(output)
+    predictor.metrics = metrics = evaluate(spec.task.kind, y_true, shown, d.classes)
+    seconds = time.perf_counter() - started
+    info = {
+        "seconds": round(seconds, 2),
+        "best_epoch": result.best_epoch,
+        "monitor": result.monitor,
+        "best_score": result.best_score,
+    }
+    files = _write_outputs(
+        out, spec, predictor, result.history, metrics, y_true, shown, d.classes, True, info
+    )
+    import shutil
+
+    shutil.rmtree(out / ".work", ignore_errors=True)
+    return Run(spec, metrics, result.history, predictor, out, seconds, files)
+
+
+class TrainController:
+    """Edits the spec's train section and trains it in a background thread.
+
+    Attributes:
+        rows: the per-epoch metrics of the current (or last) training.
+        result: the :class:`dltoolkit.api.Run` of the last finished training, or None.
+        error: the message of the last failed training, or "".
+        status: "idle", "running", "stopping", "stopped", "done" or "failed".
+    """
+
+    def __init__(self, state: SpecState, out: str | Path = "runs") -> None:
+        self.state = state
+        self.out = Path(out)
+        self.rows: list[dict[str, Any]] = []
+        self.result: Run | None = None
+        self.error = ""
+        self.status = "idle"
+        self.on_epoch: list[Callable[[dict[str, Any]], None]] = []
+        self.on_done: list[Callable[[TrainController], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def set(self, path: str, value: Any) -> None:
+        """Set one training option by dotted path, e.g. ``("train.optimizer.lr", 0.01)`` (validated)."""
+        if not path.startswith("train."):
+            path = f"train.{path}"
+        self.state.update({path: value})
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def history(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def start(self, out: str | Path | None = None) -> threading.Thread:
+        """Train the current spec in a background thread; returns the thread."""
+        if self.running:
+            raise DLToolkitError("Training is already running: press Stop first or wait for it to end.")
+        self.rows, self.result, self.error, self.status = [], None, "", "running"
+        self._stop.clear()
+        spec, data = self.state.spec, self.state.data
+        folder = Path(out) if out else self.out / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        self._thread = threading.Thread(
+            target=self._work, args=(spec, data, folder), daemon=True, name="dltoolkit-train"
+        )
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        """Ask training to stop after the current batch (the best model so far is kept and evaluated)."""
+        if self.running:
+            self.status = "stopping"
+            self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background training; True when it has ended."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def _epoch(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        for listener in list(self.on_epoch):
+            listener(row)
+
+    def _work(self, spec, data, folder: Path) -> None:
+        try:
+            self.result = train_run(spec, data, folder, [self._epoch], [StopOnEvent(self._stop)])
+            self.status = "stopped" if self._stop.is_set() else "done"
+        except Exception as e:  # reported in the panel, never raised into the kernel
+            self.error, self.status = explain(e), "failed"
+        for listener in list(self.on_done):
+            listener(self)
+
+
+class TrainPanel(w.VBox):
+    """Optimizer, schedule, learning rate, batch size, epochs...; Train / Stop; live curves."""
+
+    def __init__(self, controller: TrainController) -> None:
+        from dltoolkit.train.optim import OPTIMIZERS, SCHEDULES
+
+        super().__init__()
+        self.add_class("dlt-train-panel")
+        self.controller = c = controller
+        self.message = MessageBox()
+        t = c.state.spec.train
+        self.fields: dict[str, w.Widget] = {
+            "optimizer.name": w.Dropdown(
+                options=OPTIMIZERS.names(), value=t.optimizer.name, description="Optimizer"
+            ),
+            "schedule.name": w.Dropdown(
+                options=SCHEDULES.names(), value=t.schedule.name, description="Schedule"
+            ),
+            "optimizer.lr": w.FloatText(value=t.optimizer.lr, description="Learning rate"),
+            "optimizer.weight_decay": w.FloatText(value=t.optimizer.weight_decay, description="Weight decay"),
+            "batch_size": w.IntText(value=t.batch_size, description="Batch size"),
+            "epochs": w.IntText(value=t.epochs, description="Epochs"),
+            "early_stopping": w.IntText(value=t.early_stopping or 0, description="Early stop"),
+            "seed": w.IntText(value=t.seed, description="Seed"),
+        }
+        for path, field in self.fields.items():
+            field.add_class("dlt-train-" + path.replace(".", "-").replace("_", "-"))
+            field.observe(lambda ch, p=path: self._set(p, ch["new"]), "value")
+        self.train_button = labelled(
+            w.Button(description="Train", icon="play", button_style="success"), "dlt-train-button"
+        )
+        self.stop_button = labelled(
+            w.Button(description="Stop", icon="stop", button_style="danger"), "dlt-stop-button"
+        )
+        self.status = labelled(w.HTML(), "dlt-train-status")
+        self.curves = image("dlt-train-curves")
+        self.train_button.on_click(lambda _: self._start())
+        self.stop_button.on_click(lambda _: c.stop())
+        c.on_epoch.append(lambda _row: self._draw())
+        c.on_done.append(lambda _c: self._draw())
+        fields = list(self.fields.values())
+        self.children = [
+            w.HBox([w.VBox(fields[:4]), w.VBox(fields[4:])]),
+            w.HBox([self.train_button, self.stop_button, self.status]),
+            self.message,
+            self.curves,
+        ]
+        c.state.observe(lambda _spec: self._sync())
+
+    def _set(self, path: str, value: Any) -> None:
+        if self._syncing:
+            return
+        if path == "early_stopping" and not value:
+            value = None
+        self.message.clear()
+        try:
+            self.controller.set(path, value)
+        except (DLToolkitError, ValueError) as e:
+            self.message.error(e)
+
+    _syncing = False
+
+    def _sync(self) -> None:
+        self._syncing = True
+        try:
+            for path, field in self.fields.items():
+                value = self.controller.state.spec.get_value(f"train.{path}")
+                field.value = 0 if value is None else value
+        finally:
+            self._syncing = False
+
+    def _start(self) -> None:
+        self.message.clear()
+        if self.message.is_error:
+            return
+        try:
+            self.controller.start()
+        except DLToolkitError as e:
+            self.message.error(e)
+        self._draw()
+
+    def _draw(self) -> None:
+        from dltoolkit.evaluate import LearningCurveDisplay
+
+        c = self.controller
+        epochs = len(c.rows)
+        text = {
+            "running": f"training… epoch {epochs}/{c.state.spec.train.epochs}",
+            "stopping": "stopping…",
+            "stopped": f"stopped after {epochs} epoch(s)",
+            "done": f"done: {epochs} epoch(s)",
+            "failed": "failed",
+            "idle": "",
+        }[c.status]
+        if c.result is not None:
+            text += f" · {_headline(c.result.metrics)} · saved in {c.result.out}"
+        self.status.value = f'<span class="dlt-status-{c.status}">{text}</span>'
+        if c.error:
+            self.message.error(c.error)
+        if epochs:
+            self.curves.value = png(LearningCurveDisplay.from_history(c.history()).plot())
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    for key in ("accuracy", "r2", "mae"):
+        if metrics.get(key) is not None:
+            return f"test {key} {metrics[key]:.3f}"
+    return ""
