@@ -37,8 +37,10 @@ def main(names: list[str]) -> None:
         line = f"{name:<22} {key} {value:.4f} (default split, {seconds:.1f} s)"
         if spec.data.split.test > 0:
             values = [score(name, seed)[0] for seed in range(5)]
-            line += f"; split seeds 0-4: mean {statistics.mean(values):.4f} sd {statistics.stdev(values):.4f} " \
-                    f"min {min(values):.4f}"
+            line += (
+                f"; split seeds 0-4: mean {statistics.mean(values):.4f} sd {statistics.stdev(values):.4f} "
+                f"min {min(values):.4f}"
+            )
         print(line, flush=True)
 
 

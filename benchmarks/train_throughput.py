@@ -64,13 +64,21 @@ def main() -> None:
         spec = load_recipe(recipe)
         torch.set_num_threads(spec.train.threads or 1)
         data = prepare(spec)
-        graph = Graph(spec.graph, data.input_shape, data.input_dtype, data.n_outputs,
-                      {"vocab_size": getattr(data.preprocessor, "vocab_size_", None)})
+        graph = Graph(
+            spec.graph,
+            data.input_shape,
+            data.input_dtype,
+            data.n_outputs,
+            {"vocab_size": getattr(data.preprocessor, "vocab_size_", None)},
+        )
         plain = max(plain_loop(spec, graph, data, args.epochs) for _ in range(args.repeats))
         ours = max(dltoolkit_fit(spec, graph, data, args.epochs) for _ in range(args.repeats))
-        print(f"{recipe}: batch {spec.train.batch_size}, {torch.get_num_threads()} thread(s): "
-              f"plain {plain:.0f} steps/s, dltoolkit {ours:.0f} steps/s, ratio {ours / plain:.2f}x "
-              f"(target >= {target}x)", flush=True)
+        print(
+            f"{recipe}: batch {spec.train.batch_size}, {torch.get_num_threads()} thread(s): "
+            f"plain {plain:.0f} steps/s, dltoolkit {ours:.0f} steps/s, ratio {ours / plain:.2f}x "
+            f"(target >= {target}x)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -191,7 +191,9 @@ class SearchSpec(_Section):
     scheduler: str = "fifo"  # fifo, asha, hyperband, median, pbt
     max_concurrent: int | None = Field(None, ge=1)  # trials running at once; default: as resources allow
     grace_period: int = Field(2, ge=1)  # epochs before a trial may be stopped (PBT: between perturbations)
-    max_epochs: int | None = Field(None, ge=1)  # epochs per trial (the schedulers' max_t); default train.epochs
+    max_epochs: int | None = Field(
+        None, ge=1
+    )  # epochs per trial (the schedulers' max_t); default train.epochs
     cpus_per_trial: float = Field(1.0, gt=0.0)  # Ray resources reserved by each trial
     gpus_per_trial: float = Field(0.0, ge=0.0)
     retries: int = Field(0, ge=0)  # times a failed trial is restarted from its last checkpoint

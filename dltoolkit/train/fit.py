@@ -45,13 +45,15 @@ class TensorBatches:
         return math.ceil(len(self.x) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # A generator: the pass is counted (and shuffled) only once iteration really starts, so an
+        # iter() taken just to inspect the loader does not shift the shuffling of later epochs.
         x, y = self.x, self.y
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self._epoch)
             order = torch.randperm(len(x), generator=g)
             x, y = x[order], y[order]
         self._epoch += 1
-        return zip(x.split(self.batch_size), y.split(self.batch_size), strict=True)
+        yield from zip(x.split(self.batch_size), y.split(self.batch_size), strict=True)
 
 
 class History(Callback):

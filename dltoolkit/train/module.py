@@ -121,6 +121,9 @@ class TaskModule(pl.LightningModule):
         schedules = self.lr_schedulers()
         self._schedule = schedules[0] if isinstance(schedules, list) else schedules
         self._interval = self._schedule_interval
+        # The raw optimizer bypasses LightningOptimizer, which is what counts steps in manual mode;
+        # count them here so trainer.global_step (and checkpointing keyed on it) stays right.
+        self._step_progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
 
     def on_train_epoch_start(self) -> None:
         self._epoch.reset(self.device)
@@ -156,7 +159,9 @@ class TaskModule(pl.LightningModule):
         loss.backward()
         if self.spec.train.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.parameters(), self.spec.train.grad_clip)
+        self._step_progress.increment_ready()
         opt.step()
+        self._step_progress.increment_completed()
         if self._schedule is not None and self._interval == "step":
             self._schedule.step()
         sums = self._epoch

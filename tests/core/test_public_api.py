@@ -6,8 +6,18 @@ import dltoolkit
 
 def test_all_is_pinned():
     assert dltoolkit.__all__ == [
-        "DLToolkitError", "Graph", "Spec", "check", "export", "list_recipes", "load",
-        "load_ipython_extension", "recipe", "run", "studio", "sweep",
+        "DLToolkitError",
+        "Graph",
+        "Spec",
+        "check",
+        "export",
+        "list_recipes",
+        "load",
+        "load_ipython_extension",
+        "recipe",
+        "run",
+        "studio",
+        "sweep",
     ]
 
 
@@ -17,12 +27,15 @@ def test_every_public_name_resolves():
 
 
 def test_import_is_light():
-    code = ("import sys, dltoolkit; heavy = [m for m in ('ray', 'matplotlib', 'jupyterlab', 'pytorch_lightning', "
-            "'ipywidgets') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, dltoolkit; heavy = [m for m in ('ray', 'matplotlib', 'jupyterlab', 'pytorch_lightning', "
+        "'ipywidgets') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_recipes_are_listed():
     assert {"digits-mlp", "digits-cnn", "breast-cancer", "wine", "diabetes", "seed-linear"} <= set(
-        dltoolkit.list_recipes())
+        dltoolkit.list_recipes()
+    )

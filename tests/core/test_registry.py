@@ -27,6 +27,8 @@ def test_unknown_name_lists_choices_and_closest():
     reg = Registry("optimizer")
     for name in ("sgd", "adam", "adamw"):
         reg.add(name, name)
-    with pytest.raises(UnknownNameError, match=r"Unknown optimizer: received 'adamm'.*Did you mean 'adam'") as e:
+    with pytest.raises(
+        UnknownNameError, match=r"Unknown optimizer: received 'adamm'.*Did you mean 'adam'"
+    ) as e:
         reg.get("adamm")
     assert isinstance(e.value, KeyError)

@@ -20,8 +20,13 @@ def test_save_and_load_are_atomic_files(tmp_path, tiny_spec_dict):
 
 
 def test_sequential_shorthand_names_nodes():
-    spec = Spec.from_dict({"task": {"kind": "regression"}, "data": {"source": "diabetes"},
-                           "graph": {"sequential": [{"op": "linear", "units": 4}, "relu"]}})
+    spec = Spec.from_dict(
+        {
+            "task": {"kind": "regression"},
+            "data": {"source": "diabetes"},
+            "graph": {"sequential": [{"op": "linear", "units": 4}, "relu"]},
+        }
+    )
     assert [n.name for n in spec.graph.nodes] == ["linear_1", "relu_2"]
     assert spec.graph.nodes[0].attrs == {"units": 4}
 
@@ -29,7 +34,10 @@ def test_sequential_shorthand_names_nodes():
 @pytest.mark.parametrize(
     ("patch", "match"),
     [
-        ({"task": {"kind": "multiclass", "targt": "y"}}, r"Unknown option 'task.targt'.*Did you mean 'target'"),
+        (
+            {"task": {"kind": "multiclass", "targt": "y"}},
+            r"Unknown option 'task.targt'.*Did you mean 'target'",
+        ),
         ({"train": {"optimizer": {"lr": -0.1}}}, r"train.optimizer.lr.*received -0.1.*greater than 0"),
         ({"train": {"batch_size": 0}}, r"train.batch_size.*received 0.*greater than or equal to 1"),
         ({"task": {"kind": "clustering"}}, r"task.kind.*received 'clustering'"),
@@ -44,7 +52,9 @@ def test_invalid_values_are_named(tiny_spec_dict, patch, match):
 
 
 def test_with_values_addresses_graph_nodes_by_name(tiny_spec_dict):
-    spec = Spec.from_dict(tiny_spec_dict).with_values({"graph.nodes.hidden.units": 32, "train.optimizer.lr": 0.1})
+    spec = Spec.from_dict(tiny_spec_dict).with_values(
+        {"graph.nodes.hidden.units": 32, "train.optimizer.lr": 0.1}
+    )
     assert spec.graph.nodes[0].attrs["units"] == 32
     assert spec.get_value("graph.nodes.hidden.units") == 32
     assert spec.train.optimizer.lr == 0.1

@@ -11,10 +11,36 @@ def graph(nodes, shape=(8,), n_outputs=3, dtype=torch.float32, **ctx):
     return Graph(GraphSpec.model_validate({"nodes": nodes}), shape, dtype, n_outputs, ctx)
 
 
-REQUIRED = {"linear", "conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avg_pool",
-            "global_max_pool", "batchnorm", "layernorm", "dropout", "relu", "gelu", "tanh", "sigmoid", "leaky_relu",
-            "silu", "softmax", "flatten", "reshape", "embedding", "lstm", "gru", "transformer_encoder", "attention",
-            "add", "concat"}
+REQUIRED = {
+    "linear",
+    "conv1d",
+    "conv2d",
+    "maxpool1d",
+    "maxpool2d",
+    "avgpool1d",
+    "avgpool2d",
+    "global_avg_pool",
+    "global_max_pool",
+    "batchnorm",
+    "layernorm",
+    "dropout",
+    "relu",
+    "gelu",
+    "tanh",
+    "sigmoid",
+    "leaky_relu",
+    "silu",
+    "softmax",
+    "flatten",
+    "reshape",
+    "embedding",
+    "lstm",
+    "gru",
+    "transformer_encoder",
+    "attention",
+    "add",
+    "concat",
+}
 
 
 def test_registry_has_every_required_layer():
@@ -23,7 +49,11 @@ def test_registry_has_every_required_layer():
 
 CASES = [
     ([{"name": "l", "op": "linear", "units": 5}], (8,), (5,)),
-    ([{"name": "r", "op": "reshape", "shape": [2, 4]}, {"name": "c", "op": "conv1d", "channels": 6}], (8,), (6, 4)),
+    (
+        [{"name": "r", "op": "reshape", "shape": [2, 4]}, {"name": "c", "op": "conv1d", "channels": 6}],
+        (8,),
+        (6, 4),
+    ),
     ([{"name": "c", "op": "conv2d", "channels": 4, "kernel_size": 3, "stride": 2}], (1, 8, 8), (4, 4, 4)),
     ([{"name": "p", "op": "maxpool2d"}], (3, 8, 8), (3, 4, 4)),
     ([{"name": "p", "op": "avgpool1d"}], (3, 8), (3, 4)),
@@ -31,11 +61,19 @@ CASES = [
     ([{"name": "g", "op": "global_max_pool", "axis": "sequence"}], (10, 6), (6,)),
     ([{"name": "b", "op": "batchnorm"}, {"name": "n", "op": "layernorm"}], (3, 8, 8), (3, 8, 8)),
     ([{"name": "f", "op": "flatten"}], (3, 4, 4), (48,)),
-    ([{"name": "s", "op": "lstm", "units": 7, "return_sequences": True, "bidirectional": True}], (5, 2), (5, 14)),
+    (
+        [{"name": "s", "op": "lstm", "units": 7, "return_sequences": True, "bidirectional": True}],
+        (5, 2),
+        (5, 14),
+    ),
     ([{"name": "s", "op": "gru", "units": 7}], (5, 2), (7,)),
     ([{"name": "a", "op": "attention", "heads": 2}], (5, 4), (5, 4)),
     ([{"name": "t", "op": "transformer_encoder", "heads": 2, "ff": 16}], (5, 4), (5, 4)),
-    ([{"name": "x", "op": "softmax"}, {"name": "y", "op": "leaky_relu"}, {"name": "z", "op": "silu"}], (4,), (4,)),
+    (
+        [{"name": "x", "op": "softmax"}, {"name": "y", "op": "leaky_relu"}, {"name": "z", "op": "silu"}],
+        (4,),
+        (4,),
+    ),
 ]
 
 
@@ -48,17 +86,29 @@ def test_shape_inference_matches_the_compiled_module(nodes, shape, expected):
 
 
 def test_embedding_takes_token_ids_and_vocab_from_the_data():
-    g = graph([{"name": "e", "op": "embedding", "dim": 6, "positional": True},
-               {"name": "p", "op": "global_avg_pool", "axis": "sequence"}], (12,), 2, torch.int64, vocab_size=50)
+    g = graph(
+        [
+            {"name": "e", "op": "embedding", "dim": 6, "positional": True},
+            {"name": "p", "op": "global_avg_pool", "axis": "sequence"},
+        ],
+        (12,),
+        2,
+        torch.int64,
+        vocab_size=50,
+    )
     assert g.nodes[0].out_shape == (12, 6)
     assert g.nodes[0].params == 50 * 6 + 12 * 6
     assert g.compile()(torch.randint(0, 50, (4, 12))).shape == (4, 2)
 
 
 def test_residual_dag_with_add_and_concat():
-    nodes = [{"name": "a", "op": "linear", "units": 16}, {"name": "b", "op": "relu"},
-             {"name": "c", "op": "linear", "units": 16}, {"name": "res", "op": "add", "inputs": ["a", "c"]},
-             {"name": "cat", "op": "concat", "inputs": ["res", "input"]}]
+    nodes = [
+        {"name": "a", "op": "linear", "units": 16},
+        {"name": "b", "op": "relu"},
+        {"name": "c", "op": "linear", "units": 16},
+        {"name": "res", "op": "add", "inputs": ["a", "c"]},
+        {"name": "cat", "op": "concat", "inputs": ["res", "input"]},
+    ]
     g = graph(nodes)
     assert g.nodes[-2].out_shape == (24,)  # concat of 16 and 8, before the head
     assert g.compile()(torch.randn(2, 8)).shape == (2, 3)
@@ -81,7 +131,9 @@ def test_params_and_flops_against_pytorch():
 
 def test_recurrent_and_attention_flops_are_counted():
     assert graph([{"name": "s", "op": "lstm", "units": 4}], (5, 2)).nodes[0].flops == 5 * 2 * 4 * 4 * (2 + 4)
-    assert graph([{"name": "t", "op": "transformer_encoder", "heads": 2, "ff": 8}], (5, 4), None).total_flops > 0
+    assert (
+        graph([{"name": "t", "op": "transformer_encoder", "heads": 2, "ff": 8}], (5, 4), None).total_flops > 0
+    )
 
 
 def test_compile_gives_fresh_weights():
@@ -92,7 +144,9 @@ def test_compile_gives_fresh_weights():
 
 def test_mismatched_shapes_name_the_node_and_both_shapes():
     with pytest.raises(GraphError, match=r"Node 'r' \(add\).*\(16,\) from 'a', \(8,\) from 'input'"):
-        graph([{"name": "a", "op": "linear", "units": 16}, {"name": "r", "op": "add", "inputs": ["a", "input"]}])
+        graph(
+            [{"name": "a", "op": "linear", "units": 16}, {"name": "r", "op": "add", "inputs": ["a", "input"]}]
+        )
 
 
 def test_rank_mismatch_names_the_node_and_fix():
@@ -101,26 +155,48 @@ def test_rank_mismatch_names_the_node_and_fix():
 
 
 def test_head_needs_flat_features():
-    with pytest.raises(GraphError, match=r"output node 'c' has shape \(4, 8, 8\).*flatten or global_avg_pool"):
+    with pytest.raises(
+        GraphError, match=r"output node 'c' has shape \(4, 8, 8\).*flatten or global_avg_pool"
+    ):
         graph([{"name": "c", "op": "conv2d", "channels": 4}], (1, 8, 8))
 
 
 @pytest.mark.parametrize(
     ("nodes", "error", "match"),
     [
-        ([{"name": "h", "op": "linaer", "units": 3}], UnknownNameError, "Unknown layer.*Did you mean 'linear'"),
-        ([{"name": "h", "op": "linear", "unit": 3}], SpecError, "Unknown attribute.*'unit'.*Did you mean 'units'"),
+        (
+            [{"name": "h", "op": "linaer", "units": 3}],
+            UnknownNameError,
+            "Unknown layer.*Did you mean 'linear'",
+        ),
+        (
+            [{"name": "h", "op": "linear", "unit": 3}],
+            SpecError,
+            "Unknown attribute.*'unit'.*Did you mean 'units'",
+        ),
         ([{"name": "h", "op": "linear"}], SpecError, "missing required attribute.*units"),
         ([{"name": "h", "op": "relu", "inputs": ["hx"]}], GraphError, "does not exist.*'hx'"),
         ([{"name": "input", "op": "relu"}], SpecError, "Invalid node name"),
         ([{"name": "a", "op": "relu"}, {"name": "a", "op": "relu"}], SpecError, "Duplicate node name"),
         ([], GraphError, "no nodes"),
         ([{"name": "r", "op": "reshape", "shape": [3, 3]}], GraphError, r"cannot reshape \(8,\)"),
-        ([{"name": "r", "op": "reshape", "shape": [2, 4]}, {"name": "a", "op": "attention", "heads": 3}],
-         GraphError, "divisible by heads"),
+        (
+            [{"name": "r", "op": "reshape", "shape": [2, 4]}, {"name": "a", "op": "attention", "heads": 3}],
+            GraphError,
+            "divisible by heads",
+        ),
     ],
-    ids=["unknown-op", "unknown-attr", "missing-attr", "unknown-input", "reserved-name", "duplicate", "empty",
-         "bad-reshape", "heads"],
+    ids=[
+        "unknown-op",
+        "unknown-attr",
+        "missing-attr",
+        "unknown-input",
+        "reserved-name",
+        "duplicate",
+        "empty",
+        "bad-reshape",
+        "heads",
+    ],
 )
 def test_bad_graphs(nodes, error, match):
     with pytest.raises(error, match=match):
@@ -128,8 +204,13 @@ def test_bad_graphs(nodes, error, match):
 
 
 def test_draw_returns_a_figure_with_shapes(tmp_path):
-    g = graph([{"name": "a", "op": "linear", "units": 16}, {"name": "r", "op": "relu"},
-               {"name": "s", "op": "add", "inputs": ["a", "r"]}])
+    g = graph(
+        [
+            {"name": "a", "op": "linear", "units": 16},
+            {"name": "r", "op": "relu"},
+            {"name": "s", "op": "add", "inputs": ["a", "r"]},
+        ]
+    )
     fig = g.draw()
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert "(16,)" in texts and "(8,)" in texts and any("add" in t for t in texts)
