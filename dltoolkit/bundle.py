@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from dltoolkit.data.target import TargetEncoder
 from dltoolkit.errors import DataError, DLToolkitError, message
 from dltoolkit.graph import Graph
 from dltoolkit.spec import Spec
+
+if TYPE_CHECKING:
+    from dltoolkit.deploy.ensemble import Ensemble
 
 FORMAT = 1
 FILES = ("spec.yaml", "preprocess.json", "weights.pt", "metrics.json", "bundle.json")
@@ -59,7 +62,7 @@ class Predictor:
 
     def transform(self, X: Any) -> torch.Tensor:
         """Raw rows (DataFrame, 2-d array or CSV path) to the model's input tensor."""
-        return torch.from_numpy(self.preprocessor.transform(_rows(X)))
+        return torch.from_numpy(self.preprocessor.transform(read_rows(X)))
 
     def output(self, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
         """Probabilities (n, C) for classification, scaled values (n,) for regression."""
@@ -102,7 +105,7 @@ def _to_output(out: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.softmax(out, dim=-1)
 
 
-def _rows(X: Any) -> pd.DataFrame | np.ndarray:
+def read_rows(X: Any) -> pd.DataFrame | np.ndarray:
     if isinstance(X, str | os.PathLike):
         path = Path(X)
         if not path.is_file():
@@ -146,14 +149,14 @@ def save_bundle(path: str | os.PathLike, predictor: Predictor, extra: dict[str, 
         (tmp / "metrics.json").write_text(json.dumps(predictor.metrics, indent=2))
         meta = {"format": FORMAT, "kind": "model", "torch": torch.__version__} | (extra or {})
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2))
-        _swap_in(tmp, path)
+        swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _swap_in(tmp: Path, path: Path) -> None:
+def swap_in(tmp: Path, path: Path) -> None:
     old = None
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -163,13 +166,18 @@ def _swap_in(tmp: Path, path: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def load(path: str | os.PathLike) -> Predictor:
-    """Open a model bundle written by ``dltoolkit run`` (or a sweep's best trial).
+def load(path: str | os.PathLike) -> Predictor | Ensemble:
+    """Open a model bundle written by ``dltoolkit run``, a sweep's best trial or an ensemble.
 
     Raises:
         DLToolkitError: the directory is missing or is not a complete bundle.
     """
     path = Path(path)
+    meta = path / "bundle.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("kind") == "ensemble":
+        from dltoolkit.deploy.ensemble import load_ensemble
+
+        return load_ensemble(path)
     missing = [f for f in FILES if not (path / f).is_file()]
     if missing:
         raise DLToolkitError(

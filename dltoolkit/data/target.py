@@ -18,7 +18,7 @@ from dltoolkit.errors import DataError, message
 from dltoolkit.spec import Scale, TaskSpec
 
 STATE_VERSION = 1
-MAX_FLOAT_CLASSES = 20  # a float target with more distinct non-integer values looks continuous
+MAX_FLOAT_CLASSES = 20  # a float target with more distinct values looks continuous
 
 
 def check_target(y: pd.Series, task: TaskSpec) -> pd.Series:
@@ -62,11 +62,13 @@ def _check_classes(y: pd.Series, task: TaskSpec) -> pd.Series:
     if pd.api.types.is_float_dtype(y):
         values = y.to_numpy(dtype=np.float64)
         integral = np.all(values == np.round(values))
-        if not integral and len(np.unique(values)) > MAX_FLOAT_CLASSES:
+        # Float targets with many values are quantities even when they happen to be whole numbers
+        # (e.g. scikit-learn's diabetes progression scores).
+        if len(np.unique(values)) > MAX_FLOAT_CLASSES:
             raise DataError(
                 message(
                     f"Continuous target {y.name!r} for a {task.kind} task",
-                    f"{len(np.unique(values))} distinct non-integer values",
+                    f"{len(np.unique(values))} distinct numeric values",
                     "class labels",
                     "Use task.kind: regression.",
                 )

@@ -13,6 +13,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# eager (and light): the function ``export`` must win over the submodule of the same name
+from dltoolkit.deploy.export import ExportError, export
+
 __all__ = [
     "Ensemble",
     "ExportError",
@@ -21,12 +24,11 @@ __all__ = [
     "export",
     "greedy_selection",
     "load_ensemble",
-    "load_model",
     "raw_split",
     "save_ensemble",
 ]
 
-_HOME = {"ExportError": "export", "export": "export", "create_app": "serve"}
+_HOME = {"create_app": "serve"}
 
 
 def __getattr__(name: str) -> Any:

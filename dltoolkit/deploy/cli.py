@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-FORMATS = ("onnx", "torchscript")  # as dltoolkit.deploy.export.FORMATS (kept here: --help stays light)
-TOLERANCE = 1e-5
+from dltoolkit.deploy.export import FORMATS, TOLERANCE
+
 MAX_RECORDS, MAX_BODY_BYTES = 1000, 1_000_000  # as in dltoolkit.deploy.serve
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dltoolkit.bundle import FORMAT, Predictor, _rows, _swap_in, load, save_bundle
+from dltoolkit.bundle import FORMAT, Predictor, load, read_rows, save_bundle, swap_in
 from dltoolkit.errors import DataError, DLToolkitError, SpecError, message, unknown
 from dltoolkit.spec import Spec
 
@@ -111,7 +111,7 @@ class Ensemble:
         return self.members[0].example_input(n)
 
     def _frame(self, X: Any) -> pd.DataFrame:
-        rows = _rows(X)
+        rows = read_rows(X)
         if isinstance(rows, np.ndarray):
             rows = rows.reshape(len(rows), -1)
             if rows.shape[1] != len(self.feature_columns):
@@ -331,7 +331,7 @@ def save_ensemble(path: str | os.PathLike, ensemble: Ensemble) -> Path:
             "torch": torch.__version__,
         }
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2))
-        _swap_in(tmp, path)
+        swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -366,8 +366,3 @@ def load_ensemble(path: str | os.PathLike) -> Ensemble:
     metrics_file = path / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     return Ensemble(members, meta["weights"], meta["method"], metrics, path)
-
-
-def load_model(path: str | os.PathLike) -> Predictor | Ensemble:
-    """A model bundle or an ensemble bundle, whichever ``path`` holds."""
-    return load_ensemble(path) if bundle_kind(path) == "ensemble" else load(path)

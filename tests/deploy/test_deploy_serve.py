@@ -1,0 +1,155 @@
+"""The inference server in-process (FastAPI TestClient): answers, metadata and input validation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from dltoolkit.bundle import load
+from dltoolkit.data import prepare
+from dltoolkit.deploy import Ensemble, create_app
+from dltoolkit.deploy.ensemble import raw_split
+
+
+@pytest.fixture(scope="module")
+def mixed(mixed_bundle):
+    return load(mixed_bundle)
+
+
+@pytest.fixture(scope="module")
+def mixed_client(mixed):
+    return TestClient(create_app(mixed, max_records=5, max_body_bytes=2_000))
+
+
+@pytest.fixture(scope="module")
+def wine_client(wine):
+    return TestClient(create_app(wine))
+
+
+def test_health(wine_client):
+    assert wine_client.get("/health").json() == {"status": "ok"}
+
+
+def test_classification_answers_equal_predict_and_predict_proba(wine, wine_client, to_records):
+    X = prepare(wine.spec).raw_test
+    reply = wine_client.post("/predict", json={"records": to_records(X)})
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["predictions"] == wine.predict(X).tolist()
+    assert body["probabilities"] == wine.predict_proba(X).tolist()
+
+
+def test_regression_answers_in_original_units(diabetes, to_records):
+    X = prepare(diabetes.spec).raw_test
+    body = TestClient(create_app(diabetes)).post("/predict", json={"records": to_records(X)}).json()
+    assert body["predictions"] == diabetes.predict(X).tolist() and "probabilities" not in body
+
+
+def test_null_is_imputed_where_the_column_imputes(mixed, mixed_client):
+    rows = [{"a": None, "b": 0.5, "color": "red"}, {"a": 1.0, "b": -0.5, "color": None}]
+    body = mixed_client.post("/predict", json={"records": rows}).json()
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).astype({"a": float})
+    assert body["predictions"] == mixed.predict(frame).tolist()
+    assert body["probabilities"] == mixed.predict_proba(frame).tolist()
+
+
+def test_metadata_has_spec_schema_and_metrics(mixed, mixed_client):
+    meta = mixed_client.get("/metadata").json()
+    assert meta["spec"] == json.loads(json.dumps(mixed.spec.to_dict()))
+    assert meta["input_schema"]["columns"] == [
+        {"name": "a", "type": "number", "nullable": True},
+        {"name": "b", "type": "number", "nullable": False},
+        {"name": "color", "type": "category", "nullable": True},
+    ]
+    assert "imputes" in meta["input_schema"]["null"]
+    assert meta["metrics"]["accuracy"] == mixed.metrics["accuracy"]
+    assert meta["classes"] == mixed.classes and meta["limits"]["max_records"] == 5
+
+
+GOOD = {"a": 1.0, "b": 2.0, "color": "red"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "pattern"),
+    [
+        ({"records": [{"a": 1.0, "color": "red"}]}, 422, "records[0].b", "Missing column 'b'"),
+        ({"records": [GOOD | {"d": 1}]}, 422, "records[0].d", "Unknown column 'd'"),
+        ({"records": [GOOD, GOOD | {"b": "2.0"}]}, 422, "records[1].b", "Wrong type.*'2.0'.*a number"),
+        ({"records": [GOOD | {"b": True}]}, 422, "records[0].b", "Wrong type"),
+        ({"records": [GOOD | {"color": [1]}]}, 422, "records[0].color", "Wrong type"),
+        ({"records": [GOOD | {"b": None}]}, 422, "records[0].b", "Missing value.*not imputed"),
+        ('{"records": [{"a": 1.0, "b": NaN, "color": "red"}]}', 422, "records[0].b", "Missing value"),
+        ('{"records": [{"a": Infinity, "b": 1, "color": "red"}]}', 422, "records[0].a", "Non-finite"),
+        ({"records": []}, 422, "records", "'records' is empty"),
+        ({"records": {"a": 1}}, 422, "records", "must be a list"),
+        ({"records": [1]}, 422, "records[0]", "not an object"),
+        ({"rows": [GOOD]}, 422, "records", "Missing field 'records'"),
+        ({"records": [GOOD], "extra": 1}, 422, "extra", "Unknown field 'extra'"),
+        ({"records": [GOOD] * 6}, 413, "records", "Too many records.*at most 5"),
+        ({"records": [GOOD | {"color": "x" * 3000}]}, 413, "body", "too large"),
+        ("{not json", 400, "body", "not valid JSON"),
+        ("[1, 2]", 422, "records", "Missing field 'records'"),
+    ],
+    ids=[
+        "missing-column",
+        "unknown-column",
+        "string-for-number",
+        "bool-for-number",
+        "list-for-category",
+        "null-not-imputed",
+        "nan-not-imputed",
+        "infinity",
+        "empty",
+        "records-not-list",
+        "record-not-object",
+        "no-records",
+        "extra-field",
+        "too-many-records",
+        "body-too-large",
+        "bad-json",
+        "json-array",
+    ],
+)
+def test_bad_requests_get_4xx_naming_the_field(mixed_client, body, status, field, pattern):
+    content = body if isinstance(body, str) else json.dumps(body)
+    reply = mixed_client.post("/predict", content=content, headers={"content-type": "application/json"})
+    assert reply.status_code == status, reply.text
+    answer = reply.json()
+    assert answer["field"] == field
+    assert __import__("re").search(pattern, answer["detail"]), answer["detail"]
+    assert mixed_client.get("/health").status_code == 200  # still serving
+
+
+def test_chunked_oversized_body_is_refused(mixed_client):
+    def chunks():
+        for _ in range(10):
+            yield b" " * 500
+
+    reply = mixed_client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert reply.status_code == 413 and reply.json()["field"] == "body"
+
+
+def test_serves_an_ensemble(wine_bundle, wine_bundle_b, to_records):
+    ens = Ensemble([wine_bundle, wine_bundle_b], weights=[1, 3])
+    X, _ = raw_split(ens.spec, "test")
+    client = TestClient(create_app(ens))
+    body = client.post("/predict", json={"records": to_records(X)}).json()
+    assert body["predictions"] == ens.predict(X).tolist()
+    assert body["probabilities"] == ens.predict_proba(X).tolist()
+    meta = client.get("/metadata").json()
+    assert meta["kind"] == "ensemble" and meta["spec"]["weights"] == [1.0, 3.0]
+    assert all(c["type"] == "number" and c["nullable"] for c in meta["input_schema"]["columns"])
+
+
+def test_metadata_metrics_are_valid_json(wine):
+    wine_copy = load(wine.path)
+    wine_copy.metrics = {"accuracy": 1.0, "roc_auc": math.nan, "per_class": {"0": {"f1": math.inf}}}
+    meta = TestClient(create_app(wine_copy)).get("/metadata").json()
+    assert meta["metrics"] == {"accuracy": 1.0, "roc_auc": None, "per_class": {"0": {"f1": None}}}
+    assert np.isfinite(meta["limits"]["max_body_bytes"])
