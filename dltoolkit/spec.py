@@ -43,7 +43,7 @@ class TaskSpec(_Section):
 
     def monitor_metric(self) -> tuple[str, str]:
         """The (metric, mode) that chooses the best checkpoint."""
-        name = self.monitor or ("val_acc" if self.is_classification else "val_loss")
+        name = self.monitor or "val_loss"  # smoother than accuracy on small validation splits
         return name, "min" if name.endswith(("loss", "mse", "mae", "rmse")) else "max"
 
 

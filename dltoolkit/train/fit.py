@@ -121,7 +121,6 @@ def make_trainer(spec: Spec, workdir: Path, callbacks: list[Callback], **overrid
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        gradient_clip_val=spec.train.grad_clip,
         deterministic=True,
         default_root_dir=str(workdir),
         callbacks=callbacks,

@@ -81,6 +81,6 @@ def test_parse_value_reads_yaml_scalars():
 
 
 def test_monitor_defaults_follow_the_task(tiny_spec_dict):
-    assert Spec.from_dict(tiny_spec_dict).task.monitor_metric() == ("val_acc", "max")
-    reg = {**tiny_spec_dict, "task": {"kind": "regression", "target": "y"}}
-    assert Spec.from_dict(reg).task.monitor_metric() == ("val_loss", "min")
+    assert Spec.from_dict(tiny_spec_dict).task.monitor_metric() == ("val_loss", "min")
+    acc = {**tiny_spec_dict, "task": {"kind": "multiclass", "target": "y", "monitor": "val_acc"}}
+    assert Spec.from_dict(acc).task.monitor_metric() == ("val_acc", "max")
