@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what it needs, then lint, format check and pytest.
+# README.md gives this as the test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/chromium ]; then  # the browser tests drive Debian's Chromium (never a downloaded one)
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q torch==2.13.0          # the CPU wheel on this machine's disk; first, so nothing pulls CUDA
+.venv/bin/pip install -q -e ".[test]"
+export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONWARNINGS=ignore
+
+ruff check dltoolkit tests benchmarks
+ruff format --check dltoolkit tests benchmarks
+pytest -q -p no:cacheprovider --timeout=900 --durations=15 "$@"
