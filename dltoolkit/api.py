@@ -45,7 +45,25 @@ def resolve_spec(spec: Spec | str | os.PathLike | dict, overrides: dict[str, Any
                 "a Spec, a dict, a path to a YAML/JSON file or a recipe name",
             )
         )
-    return resolved.with_values(overrides) if overrides else resolved
+    resolved = resolved.with_values(overrides) if overrides else resolved
+    return smoke(resolved) if os.environ.get(SMOKE_ENV) else resolved
+
+
+SMOKE_ENV = "DLTOOLKIT_SMOKE"  # set (e.g. to 1) to shrink every experiment: CI runs the notebooks so
+
+
+def smoke(spec: Spec) -> Spec:
+    """The spec shrunk for a smoke run: at most 2 epochs, 2 trials of at most 2 epochs each."""
+    search = spec.search
+    return spec.with_values(
+        {
+            "train.epochs": min(spec.train.epochs, 2),
+            "train.early_stopping": None,
+            "search.samples": min(search.samples, 2),
+            "search.max_epochs": min(search.max_epochs or spec.train.epochs, 2),
+            "search.grace_period": 1,
+        }
+    )
 
 
 @dataclass

@@ -123,3 +123,12 @@ def test_run_accepts_numpy_arrays(tmp_path):
     assert {"mse", "rmse", "mae", "r2"} <= set(result.metrics)
     assert load(result.bundle).predict(X[:5]).shape == (5,)
     assert torch.get_num_threads() >= 1
+
+
+def test_smoke_mode_shrinks_epochs_and_trials(monkeypatch):
+    from dltoolkit.api import resolve_spec
+
+    assert resolve_spec("digits-mlp").train.epochs == 30
+    monkeypatch.setenv("DLTOOLKIT_SMOKE", "1")
+    spec = resolve_spec("digits-mlp")
+    assert spec.train.epochs == 2 and spec.search.samples == 2 and spec.search.max_epochs == 2
