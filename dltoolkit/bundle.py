@@ -11,10 +11,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,9 +141,7 @@ def graph_for(spec: Spec, preprocessor: Preprocessor, n_outputs: int) -> Graph:
 def save_bundle(path: str | os.PathLike, predictor: Predictor, extra: dict[str, Any] | None = None) -> Path:
     """Write ``predictor`` as a bundle directory at ``path`` atomically (replacing an old one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with atomic_dir(path) as tmp:
         (tmp / "spec.yaml").write_text(predictor.spec.to_yaml())
         state = {"preprocessor": predictor.preprocessor.to_state(), "target": predictor.target.to_state()}
         (tmp / "preprocess.json").write_text(json.dumps(state))
@@ -149,11 +149,20 @@ def save_bundle(path: str | os.PathLike, predictor: Predictor, extra: dict[str, 
         (tmp / "metrics.json").write_text(json.dumps(predictor.metrics, indent=2))
         meta = {"format": FORMAT, "kind": "model", "torch": torch.__version__} | (extra or {})
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2))
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success it replaces ``path`` whole, else it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        yield tmp
         swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
 
 
 def swap_in(tmp: Path, path: Path) -> None:

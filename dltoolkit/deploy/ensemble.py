@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dltoolkit.bundle import FORMAT, Predictor, load, read_rows, save_bundle, swap_in
+from dltoolkit.bundle import FORMAT, Predictor, atomic_dir, load, read_rows, save_bundle
 from dltoolkit.errors import DataError, DLToolkitError, SpecError, message, unknown
 from dltoolkit.spec import Spec
 
@@ -316,9 +314,7 @@ def evaluate_ensemble(
 def save_ensemble(path: str | os.PathLike, ensemble: Ensemble) -> Path:
     """Write ``ensemble`` as a bundle directory at ``path`` atomically (replacing an old one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with atomic_dir(path) as tmp:
         for i, member in enumerate(ensemble.members):
             save_bundle(tmp / "members" / str(i), member)
         (tmp / "metrics.json").write_text(json.dumps(ensemble.metrics, indent=2))
@@ -331,10 +327,6 @@ def save_ensemble(path: str | os.PathLike, ensemble: Ensemble) -> Path:
             "torch": torch.__version__,
         }
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2))
-        swap_in(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
