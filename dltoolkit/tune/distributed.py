@@ -90,7 +90,7 @@ def run_distributed(
         trained = _train(checked, workers, (out / ".work").resolve())
     d = checked.data
     model = checked.graph.compile()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in trained["state"].items()})
+    model.load_state_dict({k: torch.tensor(v) for k, v in trained["state"].items()})
     predictor = Predictor(spec, d.preprocessor, d.target, model)
     output = predictor.output(d.X_test)
     y_true = d.y_test.numpy() if spec.task.is_classification else d.target.inverse(d.y_test.numpy())
@@ -157,7 +157,8 @@ def _check_same_cluster(address: str | None) -> None:
     import ray
 
     current = ray.get_runtime_context().gcs_address
-    if address is not None and address not in ("auto", current):
+    # Ray rewrites 127.0.0.1/localhost to the node's IP, so the port is what can be compared
+    if address is not None and address != "auto" and address.rsplit(":", 1)[-1] != current.rsplit(":", 1)[-1]:
         raise DLToolkitError(
             message(
                 "This process is already connected to another Ray cluster",

@@ -45,15 +45,23 @@ class Plan:
         grids = [p for p, d in self.space.items() if d.name == "grid"]
         if grids and self.search != "random" and self.search != "grid":
             raise SpecError(
-                message(f"Grid domains cannot be used with the {self.search!r} searcher", grids, "choice domains")
+                message(
+                    f"Grid domains cannot be used with the {self.search!r} searcher", grids, "choice domains"
+                )
             )
         if self.scheduler == "pbt" and self.search not in ("random", "grid"):
             raise SpecError(
-                message("Population Based Training picks its own configurations", self.search, "search: random")
+                message(
+                    "Population Based Training picks its own configurations", self.search, "search: random"
+                )
             )
         if self.grace_period > self.max_epochs:
             raise SpecError(
-                message("search.grace_period exceeds the epochs per trial", self.grace_period, f"<= {self.max_epochs}")
+                message(
+                    "search.grace_period exceeds the epochs per trial",
+                    self.grace_period,
+                    f"<= {self.max_epochs}",
+                )
             )
 
     def param_space(self) -> dict[str, Any]:
@@ -83,7 +91,9 @@ def _optuna(plan: Plan) -> Any:
     from ray.tune.search.optuna import OptunaSearch
 
     searcher = OptunaSearch(metric=plan.metric, mode=plan.mode, seed=plan.seed)
-    return ConcurrencyLimiter(searcher, max_concurrent=plan.max_concurrent) if plan.max_concurrent else searcher
+    return (
+        ConcurrencyLimiter(searcher, max_concurrent=plan.max_concurrent) if plan.max_concurrent else searcher
+    )
 
 
 # --------------------------------------------------------------------------- schedulers
@@ -121,5 +131,7 @@ def _pbt(plan: Plan) -> Any:
 
     mutations = {p: d.to_ray() for p, d in plan.space.items() if d.name != "grid"}
     return PopulationBasedTraining(
-        time_attr="training_iteration", perturbation_interval=plan.grace_period, hyperparam_mutations=mutations
+        time_attr="training_iteration",
+        perturbation_interval=plan.grace_period,
+        hyperparam_mutations=mutations,
     )

@@ -69,7 +69,9 @@ def sweep(
         if resources and key in resources:
             changes[f"search.{field}"] = resources[key]
     spec = spec.with_values(changes) if changes else spec
-    out = Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = (
+        Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     runner = _checked(spec, data, out, launched)
     spec.save(out / "spec.yaml")
     return runner._launch(address, background, restore=False)
@@ -118,6 +120,8 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
     from dltoolkit.tune.trainable import train_trial
 
     plan, key = runner.plan, str(runner.experiment)
+    # per-epoch checkpoints force an experiment snapshot each time (cheap here, and what resume needs)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     trainable = tune.with_parameters(train_trial, spec=runner.trial_spec, data=runner.data)
     trainable = tune.with_resources(trainable, dict(plan.resources))
     if restore:
@@ -140,7 +144,9 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
         checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if plan.scheduler == "pbt" else 1),
         verbose=0,
     )
-    return tune.Tuner(trainable, param_space=plan.param_space(), tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(
+        trainable, param_space=plan.param_space(), tune_config=tune_config, run_config=run_config
+    )
 
 
 def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]:

@@ -50,6 +50,7 @@ def candidate_configs(space: dict[str, Domain], samples: int = 8, seed: int = 0)
 def build_trial(spec: Spec, config: dict[str, Any], prepared) -> Any:
     """The spec of one trial and its graph; any failure is a SpecError naming paths and values."""
     from dltoolkit.bundle import graph_for
+    from dltoolkit.data import make_augment
     from dltoolkit.train.module import loss_name
     from dltoolkit.train.optim import OPTIMIZERS, SCHEDULES
 
@@ -59,6 +60,7 @@ def build_trial(spec: Spec, config: dict[str, Any], prepared) -> Any:
         SCHEDULES.get(trial.train.schedule.name)
         loss_name(trial)
         graph = graph_for(trial, prepared.preprocessor, prepared.n_outputs)
+        make_augment(trial.preprocess.augment, prepared.input_shape)
     except (DLToolkitError, ValueError, KeyError) as e:
         shown = ", ".join(f"{p}={v!r}" for p, v in config.items()) or "the spec's own values"
         text = str(e) if not isinstance(e, UnknownNameError) else e.args[0]

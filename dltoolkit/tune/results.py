@@ -122,7 +122,9 @@ def parallel_figure(table: pd.DataFrame, paths: list[str], metric: str, log_path
 
     cmap = colormaps["viridis"]
     for i in range(len(scaled)):
-        ax.plot(range(len(axes)), scaled.iloc[i].to_numpy(), color=cmap(float(scaled[column].iloc[i])), alpha=0.8)
+        ax.plot(
+            range(len(axes)), scaled.iloc[i].to_numpy(), color=cmap(float(scaled[column].iloc[i])), alpha=0.8
+        )
     ax.set_xticks(range(len(axes)), [f"log10 {a}" if a in log_paths else a for a in axes], fontsize="small")
     ax.set_yticks([])
     ax.set_title(f"hyperparameters against {column} (colour: {metric})")

@@ -87,11 +87,13 @@ def parse_domain(path: str, entry: Any) -> Domain:
                 "one domain with its arguments, e.g. {loguniform: [0.0001, 0.1]} or {choice: [32, 64]}",
             )
         )
-    (name, args), = entry.items()
+    ((name, args),) = entry.items()
     SAMPLERS.get(name)  # unknown -> closest match
     args = tuple(args) if isinstance(args, list | tuple) else (args,)
     if name in ("choice", "grid"):
-        args = (list(args),) if not (len(args) == 1 and isinstance(args[0], list | tuple)) else (list(args[0]),)
+        args = (
+            (list(args),) if not (len(args) == 1 and isinstance(args[0], list | tuple)) else (list(args[0]),)
+        )
         if not args[0]:
             raise SpecError(message(f"Empty {name} for {path!r}", [], "at least one value"))
         return Domain(name, args)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from dltoolkit.errors import DLToolkitError, SpecError, message, unknown
+from dltoolkit.errors import SpecError, message, unknown
 from dltoolkit.spec import Spec
 from dltoolkit.tune.engines import Plan
 from dltoolkit.tune.results import (
@@ -99,6 +99,7 @@ class Sweep:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._runner: int | None = None  # ident of the thread running Tuner.fit
         self._owns_ray = False
         self._error: BaseException | None = None
         self.best_bundle: Path | None = None
@@ -166,10 +167,13 @@ class Sweep:
         return self
 
     def stop(self, timeout: float = 120.0) -> Sweep:
-        """Stop every trial, keep what finished, and shut down the Ray this sweep started."""
+        """Stop every trial, keep what finished, and shut down the Ray this sweep started.
+
+        Safe from any thread (a notebook cell, a panel's button, a signal handler's thread).
+        """
         self.stop_requested.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        if threading.get_ident() != self._runner:
+            self._done.wait(timeout)
         self._shutdown_ray()
         return self
 
@@ -189,7 +193,9 @@ class Sweep:
         _ray.LIVE[str(self.experiment)] = self
         tuner = build_tuner(self, restore)
         if background:
-            self._thread = threading.Thread(target=self._run, args=(tuner,), name="dltoolkit-sweep", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(tuner,), name="dltoolkit-sweep", daemon=True
+            )
             self._thread.start()
             return self
         try:
@@ -202,6 +208,7 @@ class Sweep:
     def _run(self, tuner: Any) -> None:
         from dltoolkit.tune import _ray
 
+        self._runner = threading.get_ident()
         try:
             tuner.fit()
             self._finish()
@@ -226,8 +233,10 @@ class Sweep:
     # ------------------------------------------------------------------ results
     def records(self) -> list[TrialRecord]:
         with self._lock:
-            return [TrialRecord(r.trial_id, dict(r.config), r.status, r.error, list(r.rows), r.seconds)
-                    for r in self._records.values()]
+            return [
+                TrialRecord(r.trial_id, dict(r.config), r.status, r.error, list(r.rows), r.seconds)
+                for r in self._records.values()
+            ]
 
     def trials(self) -> pd.DataFrame:
         """The trial table: config, best and last metric, best epoch, epochs run, status, time, error."""
@@ -266,10 +275,11 @@ class Sweep:
     def _repr_html_(self) -> str:
         state = "done" if self.done else "running"
         best = self.best
-        shown = f"best {self.plan.metric} {best['score']:.4f} ({best['config']})" if best else "no results yet"
+        shown = (
+            f"best {self.plan.metric} {best['score']:.4f} ({best['config']})" if best else "no results yet"
+        )
         table = self.trials().to_html(index=False, float_format=lambda v: f"{v:.4g}")
         return f"<b>Sweep</b> {self.spec.name!r} ({state}, {len(self._records)} trials): {shown}{table}"
 
     def __repr__(self) -> str:
         return f"Sweep({self.spec.name!r}, out={str(self.out)!r}, done={self.done})"
-

@@ -82,7 +82,9 @@ class TuneReport(Callback):
         score = metrics.get(self.monitor)
         if score is None or not math.isfinite(score):
             raise TrainingError(f"The monitored metric {self.monitor!r} is {score} at epoch {epoch}.")
-        if self.best is None or (score > self.best["score"] if self.mode == "max" else score < self.best["score"]):
+        if self.best is None or (
+            score > self.best["score"] if self.mode == "max" else score < self.best["score"]
+        ):
             weights = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
             self.best = {"score": score, "epoch": epoch, "weights": weights}
         with tempfile.TemporaryDirectory(prefix="dltoolkit-ckpt-") as folder:

@@ -29,7 +29,6 @@ from dltoolkit.widgets._prepared import build_graph, prepared
 from dltoolkit.widgets._state import SpecState
 
 TEMPLATES = ("MLP", "CNN", "RNN", "Transformer")
-DOMAINS = ("choice", "grid", "uniform", "loguniform", "randint")
 _NODE = re.compile(r"[Nn]ode '([^']+)'")
 
 
@@ -48,14 +47,14 @@ def op_attributes(op: str) -> list[Attribute]:
     params = inspect.signature(LAYERS.get(op)).parameters
     out = []
     for name, p in params.items():
-        if name in ("in_shapes", "ctx"):
+        if name in ("in_shapes", "ctx") or name.startswith("_"):
             continue
         note = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
         required = p.default is inspect.Parameter.empty
         default = None if required else p.default
         kind = note if note in ("int", "float", "bool", "str") else "yaml"
-        if kind == "yaml" and not required and type(default) in (int, float, bool, str):
-            kind = type(default).__name__ if note in ("", "Any") and default is not None else kind
+        if note == "" and type(default) in (int, float, bool, str):  # unannotated: go by the default
+            kind = type(default).__name__
         out.append(Attribute(name, kind, default, required))
     return out
 
@@ -113,19 +112,10 @@ def replace(spec: Spec, section: str, key: str, value: Any) -> Spec:
 
 
 def check_domain(domain: str, args: Any) -> None:
-    """Raise SpecError unless ``{domain: args}`` is a search range the sweep can sample."""
-    if domain not in DOMAINS:
-        raise SpecError(message("Unknown search domain", domain, f"one of {list(DOMAINS)}"))
-    if domain in ("choice", "grid"):
-        if not isinstance(args, list) or not args:
-            raise SpecError(
-                message(f"A {domain} range needs values", args, "a non-empty list, e.g. [32, 64]")
-            )
-        return
-    ok = isinstance(args, list) and len(args) == 2 and all(isinstance(a, int | float) for a in args)
-    if not ok or args[0] >= args[1] or (domain == "loguniform" and args[0] <= 0):
-        low = "a positive low" if domain == "loguniform" else "low"
-        raise SpecError(message(f"A {domain} range needs [low, high]", args, f"two numbers, {low} < high"))
+    """Raise SpecError unless ``{domain: args}`` is a range the sweep can sample (tune's own parser)."""
+    from dltoolkit.tune.space import parse_space
+
+    parse_space({"graph.nodes.node.attr": {domain: args}})
 
 
 class GraphBuilder:

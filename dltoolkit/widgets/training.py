@@ -230,8 +230,8 @@ class TrainPanel(w.VBox):
             self._syncing = False
 
     def _start(self) -> None:
-        self.message.clear()
-        if self.message.is_error:
+        if self.message.is_error:  # a field holds a rejected value: do not train with the old one silently
+            self.message.error(self.message.text + "\nFix this value before training.")
             return
         try:
             self.controller.start()
