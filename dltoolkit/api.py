@@ -127,6 +127,7 @@ def run(
     progress: bool = False,
     plots: bool = True,
     listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
+    callbacks: Sequence[Any] = (),
 ) -> Run:
     """Train and evaluate one experiment and write its outputs into ``out``.
 
@@ -141,6 +142,7 @@ def run(
         progress: show a per-epoch progress bar.
         plots: write the plots and the report.
         listeners: called with each epoch's metrics as training goes.
+        callbacks: extra Lightning callbacks (e.g. one that stops training from a panel's button).
     """
     from dltoolkit.evaluate import evaluate
     from dltoolkit.train.fit import fit
@@ -159,6 +161,7 @@ def run(
         progress=progress,
         listeners=listeners,
         augment=augment,
+        extra_callbacks=callbacks,
     )
     d = checked.data
     predictor = Predictor(spec, d.preprocessor, d.target, result.model)

@@ -310,12 +310,13 @@ def save_plots(
         ['predicted_vs_true', 'residuals']
     """
     out_dir = Path(out_dir)
-    displays = _displays(kind, history, y_true, output, classes)
+    displays = displays_for(kind, history, y_true, output, classes)
     out_dir.mkdir(parents=True, exist_ok=True)
     return {name: save_png(d.plot(), out_dir / f"{name}.png") for name, d in displays.items()}
 
 
-def _displays(kind: str, history, y_true, output, classes) -> dict[str, Any]:
+def displays_for(kind: str, history, y_true, output, classes) -> dict[str, Any]:
+    """The Display objects ``save_plots`` draws for a task: {name: display} (the dashboard reuses it)."""
     displays: dict[str, Any] = {}
     if history is not None:
         displays["learning_curves"] = LearningCurveDisplay.from_history(history)

@@ -63,5 +63,13 @@ def labelled(widget: w.Widget, cls: str) -> w.Widget:
     return widget
 
 
-def image(cls: str) -> w.Image:
-    return labelled(w.Image(format="png", layout=w.Layout(max_width="640px")), cls)
+class Picture(w.Image):
+    """A PNG image widget that stays hidden until it has something to show."""
+
+    def show(self, fig: Any) -> None:
+        self.value = png(fig)
+        self.layout.display = None
+
+
+def image(cls: str) -> Picture:
+    return labelled(Picture(format="png", layout=w.Layout(max_width="640px", display="none")), cls)

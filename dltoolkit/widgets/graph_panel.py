@@ -3,6 +3,7 @@
 Example:
     >>> from dltoolkit.recipes import load_recipe
     >>> panel = GraphPanel(GraphBuilder(SpecState(load_recipe("wine"))))
+    >>> panel.select("hidden")
     >>> panel.attr_control("units").value
     32
 """
@@ -16,7 +17,7 @@ import ipywidgets as w
 import yaml
 
 from dltoolkit.graph import LAYERS
-from dltoolkit.widgets._common import MessageBox, image, labelled, png, table_html
+from dltoolkit.widgets._common import MessageBox, image, labelled, table_html
 from dltoolkit.widgets._state import SpecState
 from dltoolkit.widgets.graph_builder import TEMPLATES, Attribute, GraphBuilder, op_attributes
 
@@ -97,7 +98,7 @@ class GraphPanel(w.VBox):
                 f'<span class="dlt-total-flops">{int(total["flops"]):,}</span> FLOPs per sample</b>'
             )
             self.summary.value = table_html(table, "dlt-table dlt-summary-table")
-            self.picture.value = png(b.figure())
+            self.picture.show(b.figure())
 
     def _row(self, node: dict) -> w.Widget:
         name = node["name"]

@@ -26,7 +26,7 @@ from pytorch_lightning.callbacks import Callback
 
 from dltoolkit.api import Run
 from dltoolkit.errors import DLToolkitError
-from dltoolkit.widgets._common import MessageBox, explain, image, labelled, png
+from dltoolkit.widgets._common import MessageBox, explain, image, labelled
 from dltoolkit.widgets._state import SpecState
 
 
@@ -46,40 +46,10 @@ class StopOnEvent(Callback):
 
 
 def train_run(spec, data, out: Path, listeners=(), callbacks=()) -> Run:
-    """``dltoolkit.api.run`` with extra Lightning callbacks (run() takes none yet)."""
-    from dltoolkit.api import _write_outputs, check
-    from dltoolkit.bundle import Predictor
-    from dltoolkit.data import make_augment
-    from dltoolkit.evaluate import evaluate
-    from dltoolkit.train.fit import fit
+    """``dltoolkit.api.run`` writing plots and report, with the panel's listeners and callbacks."""
+    from dltoolkit.api import run
 
-    checked = check(spec, data)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    d = checked.data
-    augment = make_augment(spec.preprocess.augment, d.input_shape)
-    result = fit(
-        spec, checked.graph, d, out / ".work", listeners=listeners, augment=augment, extra_callbacks=callbacks
-    )
-    predictor = Predictor(spec, d.preprocessor, d.target, result.model)
-    output = predictor.output(d.X_test)
-    y_true = d.y_test.numpy() if spec.task.is_classification else d.target.inverse(d.y_test.numpy())
-    shown = output if spec.task.is_classification else d.target.inverse(output)
-    predictor.metrics = metrics = evaluate(spec.task.kind, y_true, shown, d.classes)
-    seconds = time.perf_counter() - started
-    info = {
-        "seconds": round(seconds, 2),
-        "best_epoch": result.best_epoch,
-        "monitor": result.monitor,
-        "best_score": result.best_score,
-    }
-    files = _write_outputs(
-        out, spec, predictor, result.history, metrics, y_true, shown, d.classes, True, info
-    )
-    import shutil
-
-    shutil.rmtree(out / ".work", ignore_errors=True)
-    return Run(spec, metrics, result.history, predictor, out, seconds, files)
+    return run(spec, data, out=out, listeners=listeners, callbacks=callbacks)
 
 
 class TrainController:
@@ -258,7 +228,7 @@ class TrainPanel(w.VBox):
         if c.error:
             self.message.error(c.error)
         if epochs:
-            self.curves.value = png(LearningCurveDisplay.from_history(c.history()).plot())
+            self.curves.show(LearningCurveDisplay.from_history(c.history()).plot())
 
 
 def _headline(metrics: dict[str, Any]) -> str:

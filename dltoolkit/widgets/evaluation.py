@@ -1,0 +1,216 @@
+"""The evaluation dashboard: metrics, per-class report and plots of one or more runs side by side.
+
+:class:`EvalController` turns a :class:`dltoolkit.api.Run`, a run folder or a bundle folder into
+test-set predictions and metrics; :class:`EvalPanel` shows them.
+
+Example:
+    >>> evaluation = EvalController()
+    >>> evaluation.add_path("runs/digits-mlp")          # doctest: +SKIP
+    >>> sorted(evaluation.figures(evaluation.names()[0]))  # doctest: +SKIP
+    ['confusion_matrix', 'learning_curves', 'precision_recall', 'roc']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+import pandas as pd
+
+from dltoolkit.errors import DLToolkitError, message
+from dltoolkit.widgets._common import MessageBox, image, labelled, table_html
+from dltoolkit.widgets._prepared import prepared
+
+
+@dataclass
+class Evaluated:
+    """One run's test predictions and metrics, ready to tabulate and draw."""
+
+    name: str
+    kind: str
+    metrics: dict[str, Any]
+    history: pd.DataFrame | None
+    y_true: np.ndarray
+    output: np.ndarray
+    classes: list[str] | None
+
+
+def _predictions(predictor, data: Any) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    spec = predictor.spec
+    d = prepared(spec, data)
+    output = predictor.output(predictor.transform(d.raw_test))
+    if spec.task.is_classification:
+        return d.y_test.numpy(), output, predictor.classes
+    return d.target.inverse(d.y_test.numpy()), predictor.target.inverse(output), None
+
+
+class EvalController:
+    """The runs on the dashboard, in the order they were added."""
+
+    def __init__(self) -> None:
+        self.runs: list[Evaluated] = []
+
+    def names(self) -> list[str]:
+        return [r.name for r in self.runs]
+
+    def add(self, item: Any, data: Any = None, name: str | None = None) -> Evaluated:
+        """Add a Run (from ``run()`` or the training panel), a run folder or a bundle folder."""
+        if isinstance(item, str | os.PathLike):
+            return self.add_path(item, data, name)
+        from dltoolkit.api import Run
+
+        if not isinstance(item, Run):
+            raise DLToolkitError(
+                message("Cannot evaluate this", type(item).__name__, "a Run or a folder path")
+            )
+        y_true, output, classes = _predictions(item.predictor, data)
+        return self._keep(
+            Evaluated(
+                name or item.out.name,
+                item.spec.task.kind,
+                item.metrics,
+                item.history,
+                y_true,
+                output,
+                classes,
+            )
+        )
+
+    def add_path(self, path: str | os.PathLike, data: Any = None, name: str | None = None) -> Evaluated:
+        """Add a run folder (with ``model/`` and ``history.csv``) or a model bundle folder."""
+        from dltoolkit.bundle import load
+
+        path = Path(path)
+        bundle = path / "model" if (path / "model").is_dir() else path
+        if not path.exists():
+            raise DLToolkitError(
+                message("No such folder", str(path), "a run folder or a model bundle folder")
+            )
+        predictor = load(bundle)
+        history_file = bundle.parent / "history.csv"
+        history = pd.read_csv(history_file) if history_file.is_file() else None
+        y_true, output, classes = _predictions(predictor, data)
+        metrics = predictor.metrics or json.loads((bundle / "metrics.json").read_text())
+        label = name or (path.name if path.name != "model" else path.parent.name)
+        return self._keep(
+            Evaluated(label, predictor.spec.task.kind, metrics, history, y_true, output, classes)
+        )
+
+    def _keep(self, item: Evaluated) -> Evaluated:
+        names = self.names()
+        base, i = item.name, 2
+        while item.name in names:
+            item.name, i = f"{base} ({i})", i + 1
+        self.runs.append(item)
+        return item
+
+    def remove(self, name: str) -> None:
+        self.runs = [r for r in self.runs if r.name != name]
+
+    def get(self, name: str) -> Evaluated:
+        for r in self.runs:
+            if r.name == name:
+                return r
+        raise DLToolkitError(message("No run of that name on the dashboard", name, f"one of {self.names()}"))
+
+    def metrics_table(self) -> pd.DataFrame:
+        """One column per run, one row per scalar metric."""
+        from dltoolkit.evaluate import metrics_table
+
+        if not self.runs:
+            return pd.DataFrame()
+        return pd.concat({r.name: metrics_table(r.metrics)["value"] for r in self.runs}, axis=1)
+
+    def per_class(self, name: str) -> pd.DataFrame | None:
+        """Precision, recall, F1 and support per class (None for regression)."""
+        per = self.get(name).metrics.get("per_class")
+        return pd.DataFrame(per).T.rename_axis("class").reset_index() if per else None
+
+    def figures(self, name: str) -> dict[str, Any]:
+        """The run's plots as matplotlib Figures: learning curves, then the task's standard plots."""
+        from dltoolkit.evaluate.plots import displays_for
+
+        r = self.get(name)
+        history = r.history if r.history is not None and len(r.history) else None
+        return {
+            key: d.plot() for key, d in displays_for(r.kind, history, r.y_true, r.output, r.classes).items()
+        }
+
+
+class EvalPanel(w.VBox):
+    """Add runs by folder (or from the training panel); see their metrics and plots side by side."""
+
+    def __init__(self, controller: EvalController | None = None) -> None:
+        super().__init__()
+        self.add_class("dlt-eval-panel")
+        self.controller = controller or EvalController()
+        self.message = MessageBox()
+        self.path = labelled(
+            w.Text(description="Run folder", placeholder="runs/<name> or a model/ folder"), "dlt-eval-path"
+        )
+        self.add_button = labelled(w.Button(description="Add", icon="plus"), "dlt-eval-add")
+        self.clear_button = labelled(w.Button(description="Clear"), "dlt-eval-clear")
+        self.metrics = labelled(w.HTML(), "dlt-eval-metrics")
+        self.columns = labelled(w.HBox(), "dlt-eval-runs")
+        self.add_button.on_click(lambda _: self._add_path())
+        self.clear_button.on_click(lambda _: self._clear())
+        self.children = [
+            w.HBox([self.path, self.add_button, self.clear_button]),
+            self.message,
+            self.metrics,
+            self.columns,
+        ]
+
+    def add(self, item: Any, data: Any = None) -> None:
+        """Add a Run or a folder and redraw (errors are shown in the panel)."""
+        self.message.clear()
+        try:
+            self.controller.add(item, data)
+        except (DLToolkitError, ValueError, KeyError, OSError) as e:
+            self.message.error(e)
+            return
+        self.refresh()
+
+    def _add_path(self) -> None:
+        text = self.path.value.strip()
+        if not text:
+            self.message.error(
+                "Type the folder of a run (it holds model/ and history.csv) or of a model bundle."
+            )
+            return
+        self.add(text)
+
+    def _clear(self) -> None:
+        self.controller.runs = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        c = self.controller
+        table = c.metrics_table()
+        self.metrics.value = (
+            ""
+            if table.empty
+            else "<b>Test metrics</b>" + table_html(table.reset_index(), "dlt-table dlt-metrics-table")
+        )
+        cache = getattr(self, "_drawn", {})
+        self._drawn = {name: cache.get(name) or self._column(name) for name in c.names()}
+        self.columns.children = list(self._drawn.values())
+
+    def _column(self, name: str) -> w.Widget:
+        items: list[w.Widget] = [w.HTML(f"<b>{name}</b>")]
+        per_class = self.controller.per_class(name)
+        if per_class is not None:
+            items.append(
+                labelled(w.HTML(table_html(per_class, "dlt-table dlt-per-class")), "dlt-eval-per-class")
+            )
+        for key, fig in self.controller.figures(name).items():
+            picture = image("dlt-eval-plot")
+            picture.add_class(f"dlt-plot-{key}")
+            picture.show(fig)
+            items += [w.HTML(f"<i>{key.replace('_', ' ')}</i>"), picture]
+        return labelled(w.VBox(items), "dlt-eval-run")

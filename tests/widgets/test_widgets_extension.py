@@ -1,0 +1,61 @@
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from dltoolkit import extension
+from dltoolkit.recipes import load_recipe
+
+
+@pytest.fixture(scope="module")
+def shell():
+    ip = InteractiveShell.instance()
+    extension.load_ipython_extension(ip)
+    return ip
+
+
+def test_dlt_run_returns_a_run_rendered_as_html(shell, tmp_path):
+    run = shell.run_line_magic("dlt_run", f"seed-linear --epochs 2 --out {tmp_path / 'r'} --set train.seed=1")
+    assert run.spec.train.epochs == 2 and run.spec.train.seed == 1 and (tmp_path / "r" / "model").is_dir()
+    html = shell.display_formatter.format(run)[0]["text/html"]
+    assert "<b>Run</b>" in html and 'class="dlt-figure"' in html
+
+
+def test_dlt_run_takes_a_spec_variable(shell, tmp_path):
+    shell.user_ns["my_spec"] = load_recipe("seed-linear").with_values({"name": "mine"})
+    run = shell.run_line_magic("dlt_run", f"my_spec --epochs 1 --out {tmp_path / 'm'}")
+    assert run.spec.name == "mine"
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("nope-recipe", "Unknown recipe"),
+        ("seed-linear --epochz 2", "Unknown option '--epochz'"),
+        ("seed-linear --set train.epochs", "PATH=VALUE"),
+        ("seed-linear --set train.optimizer.lr=-1", "greater than 0"),
+        ("", "Name a recipe"),
+    ],
+    ids=["recipe", "option", "set-form", "negative-lr", "empty"],
+)
+def test_bad_magic_input_is_a_usage_error(shell, line, match):
+    with pytest.raises(UsageError, match=match):
+        shell.run_line_magic("dlt_run", line)
+
+
+def test_spec_and_graph_render_as_html(shell):
+    spec = load_recipe("wine")
+    html = shell.display_formatter.format(spec)[0]["text/html"]
+    assert "<b>Spec</b>" in html and "hidden (linear)" in html and 'class="dlt-figure"' in html
+    from dltoolkit.widgets._prepared import build_graph
+
+    graph_html = shell.display_formatter.format(build_graph(spec))[0]["text/html"]
+    assert "parameters" in graph_html and "dlt-figure" in graph_html
+    broken = spec.with_values({"graph.nodes.hidden.op": "conv2d"})
+    assert "dlt-error" in shell.display_formatter.format(broken)[0]["text/html"]
+
+
+def test_dlt_sweeps_lists_this_kernels_sweeps(shell):
+    table = shell.run_line_magic("dlt_sweeps", "")
+    assert list(table.columns) == ["sweep", "name", "state", "trials", "metric", "best", "out"]
+    with pytest.raises(UsageError, match="no search space"):
+        shell.run_line_magic("dlt_tune", "seed-linear --samples 2")

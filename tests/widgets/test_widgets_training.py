@@ -1,0 +1,57 @@
+import threading
+
+import pytest
+
+from dltoolkit.errors import DLToolkitError
+from dltoolkit.widgets import TrainController, TrainPanel
+
+
+def test_negative_learning_rate_is_a_message_and_blocks_training(wine_state, tmp_path):
+    panel = TrainPanel(TrainController(wine_state, out=tmp_path))
+    panel.fields["optimizer.lr"].value = -0.1
+    assert panel.message.is_error and "greater than 0" in panel.message.text
+    assert wine_state.spec.train.optimizer.lr == 0.003
+    panel.train_button.click()
+    assert not panel.controller.running and "Fix this value" in panel.message.text
+
+
+def test_train_button_trains_in_background_with_live_curves(wine_state, tmp_path):
+    panel = TrainPanel(TrainController(wine_state, out=tmp_path))
+    panel.fields["optimizer.name"].value = "sgd"
+    panel.fields["epochs"].value = 3
+    assert wine_state.spec.train.optimizer.name == "sgd" and wine_state.spec.train.epochs == 3
+    epochs_seen = []
+    panel.controller.on_epoch.append(
+        lambda row: epochs_seen.append((row["epoch"], threading.current_thread().name))
+    )
+    panel.train_button.click()
+    assert panel.controller.wait(120)
+    c = panel.controller
+    assert c.status == "done", c.error
+    assert [e for e, _ in epochs_seen] == [1, 2, 3]
+    assert all(name == "dltoolkit-train" for _, name in epochs_seen)  # not the kernel's thread
+    assert c.result.metrics["accuracy"] > 0 and (c.result.out / "model" / "weights.pt").is_file()
+    assert panel.curves.value[:4] == b"\x89PNG" and "dlt-status-done" in panel.status.value
+
+
+def test_stop_ends_training_early_and_keeps_the_best_model(wine_state, tmp_path):
+    c = TrainController(wine_state, out=tmp_path)
+    c.set("epochs", 500)
+    started = threading.Event()
+    c.on_epoch.append(lambda row: started.set())
+    c.start()
+    with pytest.raises(DLToolkitError, match="already running"):
+        c.start()
+    assert started.wait(120)
+    c.stop()
+    assert c.wait(120)
+    assert c.status == "stopped" and 1 <= len(c.rows) < 500
+    assert c.result is not None and (c.result.out / "metrics.json").is_file()
+
+
+def test_a_failing_training_reports_its_error(wine_state, tmp_path):
+    wine_state.update({"graph.nodes.hidden.op": "conv2d"})  # missing channels, wrong input rank
+    c = TrainController(wine_state, out=tmp_path)
+    c.start()
+    assert c.wait(120)
+    assert c.status == "failed" and "hidden" in c.error
