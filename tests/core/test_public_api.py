@@ -39,3 +39,11 @@ def test_recipes_are_listed():
     assert {"digits-mlp", "digits-cnn", "breast-cancer", "wine", "diabetes", "seed-linear"} <= set(
         dltoolkit.list_recipes()
     )
+
+
+def test_load_ext_dltoolkit_registers_the_magics():
+    from IPython.testing.globalipapp import start_ipython
+
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "dltoolkit")
+    assert {"dlt_run", "dlt_tune", "dlt_sweeps"} <= set(shell.magics_manager.magics["line"])
