@@ -1,0 +1,74 @@
+"""The trial table, best by best-reported (not last) metric, top-k and the plots (no Ray)."""
+
+from __future__ import annotations
+
+import pytest
+from matplotlib.figure import Figure
+
+from dltoolkit.tune.results import (
+    TrialRecord,
+    curves_figure,
+    importance,
+    importance_figure,
+    parallel_figure,
+    ranked,
+    trial_table,
+)
+
+
+@pytest.fixture
+def records() -> list[TrialRecord]:
+    def rows(*accs):
+        return [{"epoch": i + 1, "val_acc": a, "val_loss": 1 - a} for i, a in enumerate(accs)]
+
+    return [
+        TrialRecord("a", {"lr": 0.1, "units": 8}, "TERMINATED", rows=rows(0.5, 0.9, 0.6), seconds=1.0),
+        TrialRecord("b", {"lr": 0.01, "units": 16}, "TERMINATED", rows=rows(0.7, 0.8, 0.85)),
+        TrialRecord(
+            "c", {"lr": 0.001, "units": 32}, "ERROR", error="TrainingError: loss nan", rows=rows(0.3)
+        ),
+        TrialRecord("d", {"lr": 0.05, "units": 8}, "ERROR", error="boom"),
+    ]
+
+
+def test_best_is_chosen_by_best_reported_value_not_last(records):
+    order = ranked(records, "val_acc", "max")
+    assert [r.trial_id for r in order] == ["a", "b", "c"]  # a's last (0.6) is below b's, its best is not
+    assert ranked(records, "val_loss", "min")[0].trial_id == "a"
+
+
+def test_trial_table_has_config_best_last_epochs_status_error(records):
+    table = trial_table(records, "val_acc", "max").set_index("trial_id")
+    assert table.loc["a", ["best_val_acc", "last_val_acc", "best_epoch", "epochs"]].tolist() == [
+        0.9,
+        0.6,
+        2,
+        3,
+    ]
+    assert table.loc["c", "status"] == "ERROR" and "nan" in table.loc["c", "error"]
+    assert table.loc["d", "epochs"] == 0 and table.loc["d", "units"] == 8
+
+
+def test_plots_are_figures(records):
+    table = trial_table(records, "val_acc", "max")
+    figures = [
+        curves_figure(records, "val_acc"),
+        parallel_figure(table, ["lr", "units"], "val_acc", {"lr"}),
+        importance_figure(table, ["lr", "units"], "val_acc", {"lr"}),
+    ]
+    assert all(isinstance(f, Figure) and f.axes for f in figures)
+    assert len(figures[0].axes[0].lines) == 3  # the trial without results draws nothing
+
+
+def test_importance_ranks_the_parameter_that_drives_the_metric():
+    recs = [
+        TrialRecord(
+            str(i),
+            {"lr": 10.0 ** -(i % 4 + 1), "noise": (i * 7) % 5},
+            "TERMINATED",
+            rows=[{"epoch": 1, "val_acc": 0.2 * (i % 4)}],
+        )
+        for i in range(12)
+    ]
+    scores = importance(trial_table(recs, "val_acc", "max"), ["lr", "noise"], "val_acc", {"lr"})
+    assert scores["lr"] > scores["noise"]

@@ -1,0 +1,85 @@
+"""Real sweeps on the session's local Ray: searchers, schedulers, live results, faults, the bundle."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import dltoolkit.bundle
+from dltoolkit.tune import sweep
+
+COMBOS = [
+    ("random", "fifo", {}),
+    ("grid", "asha", {}),
+    ("optuna", "hyperband", {"max_concurrent": 1}),
+    ("random", "median", {"grace_period": 1}),
+    ("random", "pbt", {"grace_period": 1, "space": {"train.optimizer.lr": {"loguniform": [1e-3, 1e-1]}}}),
+]
+
+
+@pytest.mark.parametrize("search, scheduler, extra", COMBOS, ids=[f"{a}-{b}" for a, b, _ in COMBOS])
+def test_searchers_and_schedulers_run_a_tiny_sweep(
+    ray_session, make_spec, tmp_path, search, scheduler, extra
+):
+    extra = dict(extra)
+    spec = make_spec(extra.pop("space", None), **extra)
+    result = sweep(
+        spec, search=search, scheduler=scheduler, samples=2 if search != "grid" else 1, out=tmp_path
+    )
+    table = result.trials()
+    assert len(table) == 2
+    assert set(table["status"]) == {"TERMINATED"}
+    assert (table["epochs"] >= 1).all() and table["best_val_acc"].notna().all()
+    assert result.best["score"] == table["best_val_acc"].max()
+    assert (tmp_path / "trials.csv").is_file() and (tmp_path / "best" / "weights.pt").is_file()
+    if search == "grid":
+        assert sorted(table["graph.nodes.hidden.units"]) == [4, 8]
+
+
+def test_results_stream_live_and_the_best_bundle_predicts(ray_session, make_spec, tmp_path):
+    spec = make_spec(train={"epochs": 3})
+    rows, first = [], threading.Event()
+
+    def listen(row):
+        rows.append(row)
+        first.set()
+
+    running = sweep(spec, out=tmp_path, background=True)
+    running.subscribe(listen)
+    assert first.wait(300), "no result streamed"
+    assert not running.done or rows  # rows arrive while trials run, before wait() returns
+    result = running.wait(300)
+    assert result.done and len(rows) == 6
+    assert {r["epoch"] for r in rows} == {1, 2, 3}
+    assert set(rows[0]) == {"trial_id", "config", "epoch", "metrics"} and "val_acc" in rows[0]["metrics"]
+    assert result.first_result_s is not None and result.first_result_s > 0
+    model = dltoolkit.bundle.load(result.best_bundle)
+    assert model.predict(model.example_input(4)).shape == (4,)
+    assert model.spec.graph.nodes[0].attrs["units"] == result.best["config"]["graph.nodes.hidden.units"]
+    assert 0.0 <= model.metrics["accuracy"] <= 1.0
+    assert (tmp_path / "spec.yaml").read_text().count("graph.nodes.hidden.units") == 1
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "curves.png",
+        "importance.png",
+        "parallel.png",
+    ]
+    assert "<b>Sweep</b>" in result._repr_html_()
+    assert len(result.top(1)) == 1
+
+
+def test_a_trial_that_raises_or_goes_nan_is_recorded_and_the_sweep_goes_on(ray_session, make_spec, tmp_path):
+    space = {
+        "train.optimizer.lr": {"grid": [0.01, 1.0e30]},  # 1e30: the loss overflows to inf/NaN
+        "train.accelerator": {"grid": ["cpu", "cuda"]},  # no GPU here: Lightning raises
+    }
+    result = sweep(make_spec(space), samples=1, out=tmp_path)
+    table = result.trials().set_index(["train.optimizer.lr", "train.accelerator"])
+    assert len(table) == 4
+    ok = table.loc[(0.01, "cpu")]
+    assert ok["status"] == "TERMINATED" and ok["epochs"] == 2
+    assert table.loc[(1.0e30, "cpu"), "status"] == "ERROR"
+    assert "loss became" in table.loc[(1.0e30, "cpu"), "error"]
+    assert table.loc[(0.01, "cuda"), "status"] == "ERROR"
+    assert "gpu" in table.loc[(0.01, "cuda"), "error"].lower()
+    assert result.best["config"] == {"train.optimizer.lr": 0.01, "train.accelerator": "cpu"}
