@@ -42,6 +42,7 @@ from dltoolkit.errors import DLToolkitError, SpecError, TrainingError, message
 from dltoolkit.spec import Spec
 from dltoolkit.train.fit import History, TensorBatches, make_trainer
 from dltoolkit.train.module import TaskModule
+from dltoolkit.tune._ray import start_ray
 
 
 @dataclass
@@ -143,10 +144,7 @@ def _ray_session(address: str | None) -> Iterator[None]:
         _check_same_cluster(address)
         yield
         return
-    if address is None:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=address, log_to_driver=False)
+    start_ray(address)
     try:
         yield
     finally:

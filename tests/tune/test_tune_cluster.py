@@ -1,0 +1,133 @@
+"""A real two-node Ray cluster on loopback (``ray start --head`` + ``ray start --address``, token
+auth): a sweep by address runs trials on both nodes, data-parallel training uses both nodes, and
+stopping the cluster by PID leaves none of its processes.
+
+The two nodes are this machine twice, told apart by node id and by their custom resources
+(``head_node`` / ``worker_node``); each has one CPU, so two concurrent one-CPU trials or two
+one-CPU Ray Train workers can only fit by using both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from _cluster import LoopbackCluster, start_cluster, wait_for
+
+import dltoolkit.bundle
+from dltoolkit.api import resolve_spec
+from dltoolkit.tune import sweep
+from dltoolkit.tune.distributed import run_distributed
+
+
+def _reset_auth() -> None:
+    # The token loader caches the mode and token per process; a driver that already ran a local
+    # Ray (or imported Ray before the variables were set) must reload them.
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    reset_auth_token_state()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """The cluster, its two node ids, and this driver set up for token auth (restored after)."""
+    import ray
+
+    ray.shutdown()  # the driver must not hold a local Ray (e.g. another test's session Ray)
+    started = start_cluster(tmp_path_factory.mktemp("cluster"))
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS")}
+    try:
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=started.env["RAY_AUTH_TOKEN"])
+        os.environ.pop("RAY_ADDRESS", None)
+        _reset_auth()
+        started.node_ids = _two_node_ids(started)
+        yield started
+    finally:
+        ray.shutdown()
+        started.stop()
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        _reset_auth()
+
+
+def _two_node_ids(cluster: LoopbackCluster) -> dict[str, str]:
+    """Wait (bounded) until both nodes are alive; their ids by custom resource."""
+    import ray
+
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        alive = lambda: [n for n in ray.nodes() if n["Alive"]]  # noqa: E731
+
+        def joined() -> bool:
+            cluster.restart_failed()  # a node that timed out while starting (a busy machine)
+            return len(alive()) == 2
+
+        wait_for(joined, 240, "both nodes to join", interval=1.0)
+        ids = {}
+        for node in alive():
+            role = "head_node" if "head_node" in node["Resources"] else "worker_node"
+            ids[role] = node["NodeID"]
+        return ids
+    finally:
+        ray.shutdown()
+
+
+def _trial_pids(folder: Path) -> dict[str, int]:
+    """trial id -> the pid of the process that ran it, from Tune's result.json files."""
+    pids = {}
+    for path in folder.rglob("result.json"):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                pids[row["trial_id"]] = row["pid"]
+    return pids
+
+
+def _actor_nodes() -> dict[int, str]:
+    """pid -> node id of every actor the cluster has run (dead ones too), from the GCS."""
+    import ray
+
+    table = ray._private.state.state.actor_table(None)
+    return {a["Pid"]: a["Address"]["NodeID"] for a in table.values() if a.get("Pid")}
+
+
+def test_a_sweep_by_address_runs_trials_on_both_nodes(cluster, make_spec, tmp_path):
+    import ray
+
+    assert not ray.is_initialized()
+    # Tune reuses a finished trial's actor for a pending trial and drops an actor that came up
+    # too late, so the trials must outlast the few seconds by which one node's actor can start
+    # after the other's: 2 trials of 80 epochs of 1-row batches, about 15 s each here.
+    spec = make_spec(train={"epochs": 80, "batch_size": 1})
+    result = sweep(spec, samples=2, max_concurrent=2, address=cluster.address, out=tmp_path)
+    table = result.trials()
+    assert len(table) == 2 and set(table["status"]) == {"TERMINATED"}
+    assert dltoolkit.bundle.load(result.best_bundle).predict([[5.1, 3.5, 1.4, 0.2]]).shape == (1,)
+    pids = _trial_pids(tmp_path)
+    assert sorted(pids) == sorted(table["trial_id"])
+    if not ray.is_initialized():  # the sweep may have let go of its connection
+        ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        assert ray.get_runtime_context().gcs_address.endswith(f":{cluster.port}")
+        nodes = _actor_nodes()
+    finally:
+        ray.shutdown()
+    assert {nodes[pid] for pid in pids.values()} == set(cluster.node_ids.values()), (pids, nodes)
+
+
+def test_data_parallel_training_uses_both_nodes(cluster, tmp_path):
+    spec = resolve_spec("wine", {"train.epochs": 2})
+    result = run_distributed(spec, out=tmp_path, address=cluster.address, workers=2, plots=False)
+    assert {w["node_id"] for w in result.workers} == set(cluster.node_ids.values())
+    assert len({w["shard"] for w in result.workers}) == 2  # each rank its own rows
+    assert len({w["params"] for w in result.workers}) == 1  # gradients averaged: same weights
+    model = dltoolkit.bundle.load(tmp_path / "model")
+    assert model.predict(model.example_input(2)).shape == (2,)
+    assert json.loads((tmp_path / "model" / "bundle.json").read_text())["workers"] == 2
+
+
+def test_stopping_the_cluster_by_pid_leaves_no_process(cluster):
+    assert cluster.pids(), "the cluster should be running before it is stopped"
+    assert cluster.stop() == set()
