@@ -42,8 +42,8 @@ def test_recipes_are_listed():
 
 
 def test_load_ext_dltoolkit_registers_the_magics():
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.core.interactiveshell import InteractiveShell
 
-    shell = start_ipython()
+    shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "dltoolkit")
     assert {"dlt_run", "dlt_tune", "dlt_sweeps"} <= set(shell.magics_manager.magics["line"])

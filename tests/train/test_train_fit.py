@@ -20,8 +20,9 @@ def test_history_has_one_row_per_epoch_with_train_and_val_metrics(checked, tmp_p
     assert {"train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr"} <= set(h.columns)
     assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
     assert result.checkpoint is not None and result.checkpoint.is_file()
-    assert result.best_score == pytest.approx(h["val_acc"].max())
-    assert h.loc[h["epoch"] == result.best_epoch, "val_acc"].item() == pytest.approx(result.best_score)
+    assert result.monitor == "val_loss"
+    assert result.best_score == pytest.approx(h["val_loss"].min())
+    assert h.loc[h["epoch"] == result.best_epoch, "val_loss"].item() == pytest.approx(result.best_score)
 
 
 def test_listeners_get_each_epoch(checked, tmp_path):
@@ -84,7 +85,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_best_checkpoint(checked, t
 
 def test_early_stopping_stops_before_max_epochs(checked, tmp_path):
     spec = checked.spec.with_values(
-        {"train.epochs": 40, "train.early_stopping": 1, "train.optimizer.lr": 1e-6}
+        {"train.epochs": 40, "train.early_stopping": 1, "train.optimizer.lr": 1e-6, "task.monitor": "val_acc"}
     )
     assert len(fit(spec, checked.graph, checked.data, tmp_path).history) < 40
 

@@ -38,10 +38,11 @@ def test_space_editing_and_bad_input_messages(wine_state, tmp_path):
 
 @pytest.fixture(scope="module")
 def ray_local():
-    """One local Ray for this module's sweeps (sweeps reuse it), shut down after."""
+    """A local Ray for this module's sweeps (an earlier sweep's Ray is reused), shut down after."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
