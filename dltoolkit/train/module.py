@@ -43,10 +43,10 @@ class _EpochSums:
     """Per-epoch training sums kept outside nn.Module (whose __setattr__ is slow per step)."""
 
     def __init__(self) -> None:
-        self.values, self.seen = torch.zeros(2), 0  # loss sum, correct count; rows seen
+        self.loss, self.correct, self.seen = 0.0, torch.zeros(()), 0  # loss sum, correct count, rows
 
     def reset(self, device: torch.device) -> None:
-        self.values, self.seen = torch.zeros(2, device=device), 0
+        self.loss, self.correct, self.seen = 0.0, torch.zeros((), dtype=torch.long, device=device), 0
 
 
 class TaskModule(pl.LightningModule):
@@ -150,9 +150,10 @@ class TaskModule(pl.LightningModule):
         opt.zero_grad(set_to_none=True)
         out = self.model(x)
         loss = self.loss(out, y)
-        if not math.isfinite(loss.item()):
+        value = loss.item()
+        if not math.isfinite(value):
             raise TrainingError(
-                f"The training loss became {loss.item()} at epoch {self.current_epoch + 1}, step "
+                f"The training loss became {value} at epoch {self.current_epoch + 1}, step "
                 f"{step + 1} of the epoch. Lower train.optimizer.lr, set train.grad_clip, "
                 "or check the inputs for extreme values."
             )
@@ -165,38 +166,46 @@ class TaskModule(pl.LightningModule):
         if self._schedule is not None and self._interval == "step":
             self._schedule.step()
         sums = self._epoch
-        with torch.no_grad():
-            sums.values[0] += loss.detach() * len(y)
-            if self.kind != "regression":
-                sums.values[1] += (self._classes(out) == y).sum()
+        sums.loss += value * len(y)
+        if self.kind != "regression":
+            with torch.no_grad():
+                sums.correct += (self._classes(out) == y).sum()  # stays on the device: no sync
         sums.seen += len(y)
 
     def _classes(self, out: torch.Tensor) -> torch.Tensor:
         return (out.squeeze(-1) > 0).long() if out.shape[-1] == 1 else out.argmax(-1)
 
-    def _log_train_epoch(self) -> None:
+    def _train_epoch_metrics(self) -> dict[str, float]:
         n = max(1, self._epoch.seen)
-        self.log("train_loss", self._epoch.values[0] / n)
+        out = {"train_loss": self._epoch.loss / n}
         if self.kind != "regression":
-            self.log("train_acc", self._epoch.values[1] / n)
-        self.log("lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]))
+            out["train_acc"] = self._epoch.correct.item() / n
+        out["lr"] = float(self.trainer.optimizers[0].param_groups[0]["lr"])
+        return out
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_loss = [0.0, 0]  # loss sum, rows
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         out = self.model(x)
-        self.log("val_loss", self.loss(out, y), batch_size=len(y))
+        self._val_loss[0] += self.loss(out, y).item() * len(y)
+        self._val_loss[1] += len(y)
         pred = self.predict_output(out)
         pred = pred[:, 1] if self.kind == "binary" else pred
         self.val_metrics.update(pred, y)
 
     def on_validation_epoch_end(self) -> None:
-        # Runs after the epoch's last training batch: log the whole epoch here, once, so that
-        # callbacks reading the metrics at on_train_epoch_end see this epoch's numbers.
-        for name, value in self.val_metrics.compute().items():
-            self.log(f"val_{name}", value)
+        # Runs after the epoch's last training batch: log the whole epoch here, in one call of
+        # plain floats (each self.log of a tensor costs about a millisecond of bookkeeping), so
+        # that callbacks reading the metrics at on_train_epoch_end see this epoch's numbers.
+        metrics = {"val_loss": self._val_loss[0] / max(1, self._val_loss[1])}
+        metrics |= {f"val_{name}": float(value) for name, value in self.val_metrics.compute().items()}
         self.val_metrics.reset()
         if self._epoch.seen:  # inside fit, after a training epoch
-            self._log_train_epoch()
+            metrics |= self._train_epoch_metrics()
+        self.log_dict(metrics, sync_dist=False)
+        if self._epoch.seen:
             self._epoch_schedule_step()
 
     def _epoch_schedule_step(self) -> None:
