@@ -15,6 +15,9 @@ fi
 .venv/bin/pip install -q -e ".[test]"
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONWARNINGS=ignore
 
-ruff check dltoolkit tests benchmarks
-ruff format --check dltoolkit tests benchmarks
-pytest -q -p no:cacheprovider --timeout=900 --durations=15 "$@"
+ruff check dltoolkit tests benchmarks notebooks
+ruff format --check dltoolkit tests benchmarks notebooks
+# tests/notebooks executes every notebook in smoke mode in this venv; the Binder check below executes them all
+# again in smoke mode in a fresh venv built from binder/ (with their peak memory), so CI runs them once, there.
+pytest -q -p no:cacheprovider --timeout=900 --durations=15 --ignore=tests/notebooks "$@"
+bash .ci/binder_check.sh   # binder/ validated without Docker: fresh venv, postBuild, notebooks < 2 GB, repo2docker --no-build

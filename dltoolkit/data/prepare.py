@@ -47,7 +47,9 @@ class Prepared:
     input_shape: tuple[int, ...]
     input_dtype: torch.dtype
     n_outputs: int  # multiclass: the number of classes; binary and regression: 1
-    classes: list[str] | None  # class labels as strings in index order; None for regression
+    classes: (
+        list[str] | None
+    )  # display names in index order (task.class_names, else the labels); None: regression
 
 
 def prepare(spec: Spec, data: object = None) -> Prepared:
@@ -84,7 +86,7 @@ def prepare(spec: Spec, data: object = None) -> Prepared:
         input_shape=pre.input_shape,
         input_dtype=pre.input_dtype,
         n_outputs=target.n_outputs,
-        classes=list(target.classes_) if target.is_classification else None,
+        classes=(spec.task.class_names or list(target.classes_)) if target.is_classification else None,
     )
 
 

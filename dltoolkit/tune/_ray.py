@@ -7,7 +7,6 @@ time, which also lets a restored experiment stream into a fresh Sweep.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +25,11 @@ class Sink(Protocol):
 
 
 def start_ray(address: str | None) -> bool:
-    """Connect to ``address`` or start a local Ray (all CPUs, no dashboard); True if we did either."""
+    """Connect to ``address`` or start a local Ray (no dashboard); True if we did either.
+
+    A local Ray sizes itself: Ray counts the CPUs this process may use, container (cgroup) limits
+    included, where ``os.cpu_count()`` would report the whole host (e.g. on Binder).
+    """
     import ray
 
     if ray.is_initialized():
@@ -34,7 +37,7 @@ def start_ray(address: str | None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        ray.init(include_dashboard=False, log_to_driver=False)
     return True
 
 

@@ -62,6 +62,8 @@ def sweep(
     from dltoolkit.api import resolve_spec
 
     launched = time.perf_counter()
+    from dltoolkit.api import SMOKE_ENV, smoke
+
     spec = resolve_spec(spec, overrides)
     given = {"samples": samples, "search": search, "scheduler": scheduler, "max_concurrent": max_concurrent}
     changes = {f"search.{k}": v for k, v in given.items() if v is not None}
@@ -69,6 +71,8 @@ def sweep(
         if resources and key in resources:
             changes[f"search.{field}"] = resources[key]
     spec = spec.with_values(changes) if changes else spec
+    if os.environ.get(SMOKE_ENV):  # smoke mode wins over explicit sizes too
+        spec = smoke(spec)
     out = (
         Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     )
