@@ -144,7 +144,6 @@ def run(
         listeners: called with each epoch's metrics as training goes.
         callbacks: extra Lightning callbacks (e.g. one that stops training from a panel's button).
     """
-    from dltoolkit.evaluate import evaluate
     from dltoolkit.train.fit import fit
 
     spec = resolve_spec(spec, overrides)
@@ -165,11 +164,7 @@ def run(
     )
     d = checked.data
     predictor = Predictor(spec, d.preprocessor, d.target, result.model)
-    output = predictor.output(d.X_test)
-    y_true = d.y_test.numpy() if spec.task.is_classification else d.target.inverse(d.y_test.numpy())
-    shown = output if spec.task.is_classification else d.target.inverse(output)
-    metrics = evaluate(spec.task.kind, y_true, shown, d.classes)
-    predictor.metrics = metrics
+    metrics, y_true, shown = test_metrics(predictor, d)
     seconds = time.perf_counter() - started
     files = _write_outputs(
         out,
@@ -190,6 +185,24 @@ def run(
     )
     shutil.rmtree(out / ".work", ignore_errors=True)
     return Run(spec, metrics, result.history, predictor, out, seconds, files)
+
+
+def test_metrics(predictor: Predictor, data: Prepared) -> tuple[dict[str, Any], Any, Any]:
+    """Evaluate ``predictor`` on the prepared test split and attach the metrics to it.
+
+    Returns:
+        (metrics, y_true, output): class indices and probabilities for classification, values in
+        the target's original units for regression — what the plots take.
+    """
+    from dltoolkit.evaluate import evaluate
+
+    kind = predictor.spec.task.kind
+    output = predictor.output(data.X_test)
+    y_true = data.y_test.numpy()
+    if kind == "regression":
+        y_true, output = data.target.inverse(y_true), data.target.inverse(output)
+    predictor.metrics = evaluate(kind, y_true, output, data.classes)
+    return predictor.metrics, y_true, output
 
 
 def _write_outputs(

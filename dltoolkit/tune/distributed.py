@@ -35,7 +35,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.overrides.distributed import prepare_for_backward
 from torch.nn.parallel import DistributedDataParallel
 
-from dltoolkit.api import Run, _write_outputs, check, resolve_spec
+from dltoolkit.api import Run, _write_outputs, check, resolve_spec, test_metrics
 from dltoolkit.bundle import Predictor, graph_for
 from dltoolkit.data import Preprocessor, make_augment
 from dltoolkit.errors import DLToolkitError, SpecError, TrainingError, message
@@ -79,7 +79,6 @@ def run_distributed(
         SpecError: ``workers`` is not a positive integer or exceeds the training rows.
         TrainingError: a worker failed (its error is in the message).
     """
-    from dltoolkit.evaluate import evaluate
 
     spec = resolve_spec(spec)
     checked = check(spec, data)
@@ -93,11 +92,7 @@ def run_distributed(
     model = checked.graph.compile()
     model.load_state_dict({k: torch.tensor(v) for k, v in trained["state"].items()})
     predictor = Predictor(spec, d.preprocessor, d.target, model)
-    output = predictor.output(d.X_test)
-    y_true = d.y_test.numpy() if spec.task.is_classification else d.target.inverse(d.y_test.numpy())
-    shown = output if spec.task.is_classification else d.target.inverse(output)
-    metrics = evaluate(spec.task.kind, y_true, shown, d.classes)
-    predictor.metrics = metrics
+    metrics, y_true, shown = test_metrics(predictor, d)
     seconds = time.perf_counter() - started
     history = _history_frame(trained["history"])
     info = {

@@ -183,8 +183,8 @@ def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]
 
 def save_best(runner: Sweep, checkpoints: dict[str, Any]) -> Path | None:
     """The best trial's best weights as a model bundle in ``out/best`` with its test metrics."""
+    from dltoolkit.api import test_metrics
     from dltoolkit.bundle import Predictor, graph_for, save_bundle
-    from dltoolkit.evaluate import evaluate
     from dltoolkit.tune.trainable import read_state
 
     plan = runner.plan
@@ -196,10 +196,7 @@ def save_best(runner: Sweep, checkpoints: dict[str, Any]) -> Path | None:
         model = graph_for(spec, d.preprocessor, d.n_outputs).compile()
         model.load_state_dict(state["best"]["weights"])
         predictor = Predictor(spec, d.preprocessor, d.target, model)
-        output = predictor.output(d.X_test)
-        y_true = d.y_test.numpy() if spec.task.is_classification else d.target.inverse(d.y_test.numpy())
-        shown = output if spec.task.is_classification else d.target.inverse(output)
-        predictor.metrics = evaluate(spec.task.kind, y_true, shown, d.classes)
+        test_metrics(predictor, d)
         info = {"trial_id": rec.trial_id, "config": rec.config, "monitor": plan.metric}
         info |= {"best_score": state["best"]["score"], "best_epoch": state["best"]["epoch"]}
         return save_bundle(runner.out / "best", predictor, info)
