@@ -69,7 +69,7 @@ def prepare(spec: Spec, data: object = None) -> Prepared:
     y = check_target(y, spec.task)
     if spec.preprocess.text is None:
         column_kinds(X, spec.preprocess, spec.data.categorical)  # fail early on bad columns
-    train, val, test = split_indices(_strata(y, spec), spec.data.split, spec.data.split.stratify)
+    train, val, test = split_positions(spec, y)
     pre = Preprocessor.from_spec(spec).fit(X.iloc[train])
     target = TargetEncoder(spec.task.kind, spec.preprocess.target_scale).fit(y.iloc[train])
     _check_class_names(spec, target)
@@ -88,6 +88,11 @@ def prepare(spec: Spec, data: object = None) -> Prepared:
         n_outputs=target.n_outputs,
         classes=(spec.task.class_names or list(target.classes_)) if target.is_classification else None,
     )
+
+
+def split_positions(spec: Spec, y: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions of the train, validation and test rows the spec's split draws from target ``y``."""
+    return split_indices(_strata(y, spec), spec.data.split, spec.data.split.stratify)
 
 
 def _strata(y: pd.Series, spec: Spec) -> pd.Series:

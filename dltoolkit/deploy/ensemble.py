@@ -279,7 +279,7 @@ def _encoded_target(ensemble: Ensemble, y: Any) -> np.ndarray:
 def raw_split(spec: Spec, role: str = "val", data: Any = None) -> tuple[pd.DataFrame, np.ndarray]:
     """The raw rows and targets of one split (``train``, ``val`` or ``test``) as ``prepare`` draws it."""
     from dltoolkit.data.load import load_raw
-    from dltoolkit.data.prepare import split_indices
+    from dltoolkit.data.prepare import split_positions
     from dltoolkit.data.target import check_target
 
     roles = ("train", "val", "test")
@@ -287,8 +287,7 @@ def raw_split(spec: Spec, role: str = "val", data: Any = None) -> tuple[pd.DataF
         raise unknown("split", role, roles)
     X, y = load_raw(spec, data)
     y = check_target(y, spec.task)
-    stratify = spec.task.is_classification and spec.data.split.stratify
-    rows = dict(zip(roles, split_indices(y, spec.data.split, stratify), strict=True))[role]
+    rows = dict(zip(roles, split_positions(spec, y), strict=True))[role]
     return X.iloc[rows].copy(), y.iloc[rows].to_numpy()
 
 

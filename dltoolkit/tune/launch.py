@@ -181,13 +181,17 @@ def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]
     return records, checkpoints
 
 
-def save_best(runner: Sweep, checkpoints: dict[str, Any]) -> Path | None:
-    """The best trial's best weights as a model bundle in ``out/best`` with its test metrics."""
+def top_predictors(runner: Sweep, checkpoints: dict[str, Any], k: int) -> list[tuple[Any, dict, Any]]:
+    """The k best trials (by their best reported metric) as (record, best-state, Predictor) triples.
+
+    Each predictor carries the trial's best weights (not its last) and its test metrics. Trials
+    without a checkpoint (errored before their first epoch) are passed over.
+    """
     from dltoolkit.api import test_metrics
-    from dltoolkit.bundle import Predictor, graph_for, save_bundle
+    from dltoolkit.bundle import Predictor, graph_for
     from dltoolkit.tune.trainable import read_state
 
-    plan = runner.plan
+    plan, out = runner.plan, []
     for rec in ranked(runner.records(), plan.metric, plan.mode):
         state = read_state(checkpoints.get(rec.trial_id))
         if state is None or state.get("best") is None:
@@ -197,8 +201,19 @@ def save_best(runner: Sweep, checkpoints: dict[str, Any]) -> Path | None:
         model.load_state_dict(state["best"]["weights"])
         predictor = Predictor(spec, d.preprocessor, d.target, model)
         test_metrics(predictor, d)
-        info = {"trial_id": rec.trial_id, "config": rec.config, "monitor": plan.metric}
-        info |= {"best_score": state["best"]["score"], "best_epoch": state["best"]["epoch"]}
+        out.append((rec, state["best"], predictor))
+        if len(out) == k:
+            break
+    return out
+
+
+def save_best(runner: Sweep, checkpoints: dict[str, Any]) -> Path | None:
+    """The best trial's best weights as a model bundle in ``out/best`` with its test metrics."""
+    from dltoolkit.bundle import save_bundle
+
+    for rec, best, predictor in top_predictors(runner, checkpoints, 1):
+        info = {"trial_id": rec.trial_id, "config": rec.config, "monitor": runner.plan.metric}
+        info |= {"best_score": best["score"], "best_epoch": best["epoch"]}
         return save_bundle(runner.out / "best", predictor, info)
     return None
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from dltoolkit.errors import SpecError, message, unknown
+from dltoolkit.errors import DLToolkitError, SpecError, message, unknown
 from dltoolkit.spec import Spec
 from dltoolkit.tune.engines import Plan
 from dltoolkit.tune.results import (
@@ -103,6 +103,7 @@ class Sweep:
         self._owns_ray = False
         self._error: BaseException | None = None
         self.best_bundle: Path | None = None
+        self._checkpoints: dict[str, Any] = {}  # trial id -> its last checkpoint, once finished
 
     @property
     def experiment(self) -> Path:
@@ -227,6 +228,7 @@ class Sweep:
         if records:
             with self._lock:
                 self._records = records
+        self._checkpoints = checkpoints
         self.best_bundle = save_best(self, checkpoints)
         save_outputs(self)
 
@@ -256,6 +258,20 @@ class Sweep:
         table = self.trials()
         ids = [r.trial_id for r in ranked(self.records(), self.plan.metric, self.plan.mode)[:k]]
         return table.set_index("trial_id").loc[ids].reset_index()
+
+    def top_models(self, k: int = 3) -> list[Any]:
+        """The k best trials as Predictors (their best weights, test metrics attached), best first."""
+        from dltoolkit.tune.launch import top_predictors
+
+        if not self.done:
+            raise DLToolkitError("The sweep is still running: wait() for it before taking its top models.")
+        return [p for _, _, p in top_predictors(self, self._checkpoints, k)]
+
+    def ensemble(self, k: int = 3, method: str = "mean") -> Any:
+        """An Ensemble of the k best trials (see dltoolkit.deploy.Ensemble), ready to evaluate or save."""
+        from dltoolkit.deploy import Ensemble
+
+        return Ensemble(self.top_models(k), method=method)
 
     def _log_paths(self) -> set[str]:
         return {p for p, d in self.plan.space.items() if d.name.startswith("log")}

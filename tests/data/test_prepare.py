@@ -124,3 +124,26 @@ def test_arrays_prepare(make_spec):
     rng = np.random.default_rng(0)
     p = prepare(make_spec("binary", task={"target": "y"}), (rng.normal(size=(40, 3)), np.arange(40) % 2))
     assert p.input_shape == (3,) and p.preprocessor.feature_columns_ == ["x0", "x1", "x2"]
+
+
+def test_regression_splits_are_stratified_by_target_quantiles():
+    from dltoolkit.recipes import load_recipe
+
+    spec = load_recipe("diabetes")
+    data = prepare(spec)
+    y_all = np.concatenate([data.target.inverse(data.y_train.numpy()), data.y_test_raw])
+    quartiles = np.quantile(y_all, [0.25, 0.5, 0.75])
+    share = np.bincount(np.searchsorted(quartiles, data.y_test_raw), minlength=4) / len(data.y_test_raw)
+    assert np.all(np.abs(share - 0.25) < 0.07)  # each quarter of the targets is represented in the test split
+
+
+def test_raw_split_draws_the_rows_prepare_draws():
+    from dltoolkit.deploy import raw_split
+    from dltoolkit.recipes import load_recipe
+
+    for name in ("diabetes", "wine"):
+        spec = load_recipe(name)
+        X_test, y_test = raw_split(spec, "test")
+        data = prepare(spec)
+        assert X_test.index.equals(data.raw_test.index)
+        np.testing.assert_array_equal(y_test, data.y_test_raw)

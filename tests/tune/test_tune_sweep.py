@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 
 import dltoolkit.bundle
@@ -66,6 +67,12 @@ def test_results_stream_live_and_the_best_bundle_predicts(ray_session, make_spec
     ]
     assert "<b>Sweep</b>" in result._repr_html_()
     assert len(result.top(1)) == 1
+    # the top trials as models (their best weights), and an ensemble of them with the same metrics
+    models = result.top_models(2)
+    assert len(models) == 2 and models[0].metrics["accuracy"] == pytest.approx(model.metrics["accuracy"])
+    ensemble = result.ensemble(2)
+    proba = ensemble.predict_proba(model.example_input(3))
+    assert proba.shape[0] == 3 and np.allclose(proba.sum(1), 1)
 
 
 def test_a_trial_that_raises_or_goes_nan_is_recorded_and_the_sweep_goes_on(ray_session, make_spec, tmp_path):
