@@ -197,6 +197,7 @@ class SearchSpec(_Section):
     cpus_per_trial: float = Field(1.0, gt=0.0)  # Ray resources reserved by each trial
     gpus_per_trial: float = Field(0.0, ge=0.0)
     retries: int = Field(0, ge=0)  # times a failed trial is restarted from its last checkpoint
+    reuse_actors: bool = True  # run later trials in finished trials' workers (saves seconds per trial)
     seed: int | None = 0  # seed of the searcher (None: a fresh one each sweep)
 
 

@@ -137,7 +137,7 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
         scheduler=SCHEDULERS.get(plan.scheduler)(plan),
         num_samples=plan.samples,
         max_concurrent_trials=plan.max_concurrent if plan.search != "optuna" else None,
-        reuse_actors=True,
+        reuse_actors=runner.spec.search.reuse_actors,
     )
     run_config = tune.RunConfig(
         name=EXPERIMENT,

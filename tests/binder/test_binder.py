@@ -116,7 +116,8 @@ def test_peak_monitor_sees_memory_of_grandchildren():
 
 
 @pytest.mark.timeout(300)
-def test_executor_reports_peaks_and_fails_on_a_broken_notebook(tmp_path):
+def test_executor_reports_peaks_and_fails_on_a_broken_notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLTOOLKIT_SMOKE", "")  # main() turns smoke mode on: undone after this test
     good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
     cell = nbformat.v4.new_code_cell
     nbformat.write(

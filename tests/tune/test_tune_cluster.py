@@ -101,7 +101,15 @@ def test_a_sweep_by_address_runs_trials_on_both_nodes(cluster, make_spec, tmp_pa
     # too late, so the trials must outlast the few seconds by which one node's actor can start
     # after the other's: 2 trials of 80 epochs of 1-row batches, about 15 s each here.
     spec = make_spec(train={"epochs": 80, "batch_size": 1})
-    result = sweep(spec, samples=2, max_concurrent=2, address=cluster.address, out=tmp_path)
+    # and with actor reuse off, each trial has its own worker: one per node (1 CPU each)
+    result = sweep(
+        spec,
+        samples=2,
+        max_concurrent=2,
+        address=cluster.address,
+        out=tmp_path,
+        overrides={"search.reuse_actors": False},
+    )
     table = result.trials()
     assert len(table) == 2 and set(table["status"]) == {"TERMINATED"}
     assert dltoolkit.bundle.load(result.best_bundle).predict([[5.1, 3.5, 1.4, 0.2]]).shape == (1,)
