@@ -145,7 +145,9 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
         callbacks=[Stream(key, list(plan.space))],
         stop=StopFlag(key),
         failure_config=tune.FailureConfig(max_failures=plan.retries),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if plan.scheduler == "pbt" else 1),
+        # more than one kept: a driver killed between Ray deleting an old checkpoint and saving its
+        # experiment state would otherwise leave the state pointing at a checkpoint that is gone
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if plan.scheduler == "pbt" else 3),
         verbose=0,
     )
     return tune.Tuner(

@@ -50,11 +50,12 @@ def train_trial(config: dict[str, Any], *, spec: Spec, data: Any) -> None:
 
 
 def read_state(checkpoint: Any) -> dict[str, Any] | None:
-    """The state dict inside a trial checkpoint (or None for no checkpoint)."""
+    """The state dict inside a trial checkpoint (None for no checkpoint, or one no longer on disk)."""
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as folder:
-        return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+        path = Path(folder) / STATE_FILE
+        return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
 
 
 class TuneReport(Callback):
