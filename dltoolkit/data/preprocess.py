@@ -128,7 +128,7 @@ class Preprocessor:
             float32 features, or int64 token ids for text.
         """
         self._require_fitted()
-        X = self._frame(X)
+        X = self.frame(X)
         if self.vocab_ is not None:
             out = _text.encode(X[self.feature_columns_[0]], self.vocab_, self.config.text)
         else:
@@ -140,7 +140,8 @@ class Preprocessor:
         """``fit(X)`` then ``transform(X)``."""
         return self.fit(X).transform(X)
 
-    def _frame(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+    def frame(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """Raw rows as a DataFrame in the original columns (an array's columns taken in that order)."""
         if isinstance(X, np.ndarray):
             X = X.reshape(len(X), -1) if X.ndim != 2 else X
             if X.shape[1] != len(self.feature_columns_):

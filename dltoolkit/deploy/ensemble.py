@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from dltoolkit.bundle import FORMAT, Predictor, atomic_dir, load, read_rows, save_bundle
-from dltoolkit.errors import DataError, DLToolkitError, SpecError, message, unknown
+from dltoolkit.errors import DLToolkitError, SpecError, message, unknown
 from dltoolkit.spec import Spec
 
 METHODS = ("mean", "vote")
@@ -109,19 +109,8 @@ class Ensemble:
         return self.members[0].example_input(n)
 
     def _frame(self, X: Any) -> pd.DataFrame:
-        rows = read_rows(X)
-        if isinstance(rows, np.ndarray):
-            rows = rows.reshape(len(rows), -1)
-            if rows.shape[1] != len(self.feature_columns):
-                raise DataError(
-                    message(
-                        "Wrong number of feature columns",
-                        rows.shape[1],
-                        f"{len(self.feature_columns)} columns {self.feature_columns}",
-                    )
-                )
-            return pd.DataFrame(rows, columns=self.feature_columns)
-        return rows
+        # members share their raw columns (checked at construction): the first one reads the rows
+        return self.members[0].preprocessor.frame(read_rows(X))
 
     def __repr__(self) -> str:
         return f"Ensemble({len(self.members)} members, method={self.method!r}, weights={self.weights})"
