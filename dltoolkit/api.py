@@ -77,7 +77,7 @@ class Checked:
 
 def check(spec: Spec, data: Any = None) -> Checked:
     """Validate everything before any training: names, values, the data against the task, shapes."""
-    from dltoolkit.train.module import loss_name
+    from dltoolkit.train.losses import loss_name
     from dltoolkit.train.optim import OPTIMIZERS, SCHEDULES
 
     OPTIMIZERS.get(spec.train.optimizer.name)

@@ -16,27 +16,10 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
-from dltoolkit.errors import SpecError, TrainingError, message
+from dltoolkit.errors import TrainingError
 from dltoolkit.spec import Spec
+from dltoolkit.train.losses import LOSSES, loss_name  # noqa: F401 - where they used to live
 from dltoolkit.train.optim import make_optimizer, make_schedule
-
-LOSSES = {"binary": "bce", "multiclass": "cross_entropy", "regression": "mse"}
-
-
-def loss_name(spec: Spec) -> str:
-    """The loss the spec asks for, checked against the task."""
-    name = LOSSES[spec.task.kind] if spec.train.loss == "auto" else spec.train.loss
-    ok = {"binary": {"bce", "cross_entropy"}, "multiclass": {"cross_entropy"}, "regression": {"mse", "huber"}}
-    if name not in ok[spec.task.kind]:
-        raise SpecError(
-            message(
-                f"Loss {name!r} does not fit a {spec.task.kind} task",
-                name,
-                f"one of {sorted(ok[spec.task.kind])}",
-                "Set train.loss to auto.",
-            )
-        )
-    return name
 
 
 class _EpochSums:

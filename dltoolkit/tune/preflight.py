@@ -51,7 +51,7 @@ def build_trial(spec: Spec, config: dict[str, Any], prepared) -> Any:
     """The spec of one trial and its graph; any failure is a SpecError naming paths and values."""
     from dltoolkit.bundle import graph_for
     from dltoolkit.data import make_augment
-    from dltoolkit.train.module import loss_name
+    from dltoolkit.train.losses import loss_name
     from dltoolkit.train.optim import OPTIMIZERS, SCHEDULES
 
     try:

@@ -5,7 +5,7 @@ from dltoolkit.api import check
 from dltoolkit.errors import SpecError, UnknownNameError
 from dltoolkit.spec import OptimizerSpec, ScheduleSpec, Spec
 from dltoolkit.train.fit import fit
-from dltoolkit.train.module import loss_name
+from dltoolkit.train.losses import loss_name
 from dltoolkit.train.optim import make_optimizer, make_schedule
 
 
