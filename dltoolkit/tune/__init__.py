@@ -12,4 +12,11 @@ from dltoolkit.tune.launch import resume_sweep as resume
 from dltoolkit.tune.launch import sweep
 from dltoolkit.tune.sweep import Sweep
 
-__all__ = ["Sweep", "resume", "sweep"]
+__all__ = ["Sweep", "release_workers", "resume", "sweep"]
+
+
+def release_workers() -> int:
+    """End the warm trial workers this Ray session keeps between sweeps (see dltoolkit.tune.workers)."""
+    from dltoolkit.tune.workers import release_workers as release
+
+    return release()

@@ -77,12 +77,15 @@ class Plan:
 # --------------------------------------------------------------------------- searchers
 @SEARCHERS.register("random")
 def _random(plan: Plan) -> Any:
-    return None  # Ray's BasicVariantGenerator: random draws (and grid expansion)
+    """Ray's BasicVariantGenerator: random draws (and grid expansion), repeatable by ``search.seed``."""
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    return BasicVariantGenerator(max_concurrent=plan.max_concurrent or 0, random_state=plan.seed)
 
 
 @SEARCHERS.register("grid")
 def _grid(plan: Plan) -> Any:
-    return None  # choices become grid_search in Plan.param_space
+    return _random(plan)  # choices become grid_search in Plan.param_space
 
 
 @SEARCHERS.register("optuna")

@@ -33,6 +33,7 @@ def sweep(
     resources: dict[str, float] | None = None,
     resume: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
+    workers: bool | None = None,
 ) -> Sweep:
     """Run a hyperparameter sweep of ``spec`` over its ``search.space`` on Ray Tune.
 
@@ -52,13 +53,15 @@ def sweep(
         resources: per trial, e.g. ``{"cpu": 1, "gpu": 0.5}``.
         resume: an earlier sweep's ``out`` folder to continue instead (see :func:`resume`).
         overrides: dotted-path values applied to the spec first.
+        workers: train on warm trial workers that stay in this Ray session for the next sweep
+            (:mod:`dltoolkit.tune.workers`); default: yes on a local Ray, no with ``address``.
 
     Example:
         >>> s = sweep("digits-mlp", samples=4, background=True)  # doctest: +SKIP
         >>> s.subscribe(print); s.wait().best                    # doctest: +SKIP
     """
     if resume is not None:
-        return resume_sweep(resume, data=data, address=address, background=background)
+        return resume_sweep(resume, data=data, address=address, background=background, workers=workers)
     from dltoolkit.api import resolve_spec
 
     launched = time.perf_counter()
@@ -78,11 +81,16 @@ def sweep(
     )
     runner = _checked(spec, data, out, launched)
     spec.save(out / "spec.yaml")
-    return runner._launch(address, background, restore=False)
+    return runner._launch(address, background, restore=False, workers=workers)
 
 
 def resume_sweep(
-    out: str | os.PathLike, *, data: Any = None, address: str | None = None, background: bool = False
+    out: str | os.PathLike,
+    *,
+    data: Any = None,
+    address: str | None = None,
+    background: bool = False,
+    workers: bool | None = None,
 ) -> Sweep:
     """Continue the sweep in ``out`` whose driver stopped: unfinished trials go on from their last
     checkpoint; finished (and errored) trials are kept, not run again."""
@@ -99,7 +107,7 @@ def resume_sweep(
             )
         )
     runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter())
-    return runner._launch(address, background, restore=True)
+    return runner._launch(address, background, restore=True, workers=workers)
 
 
 def _checked(spec: Spec, data: Any, out: Path, launched: float) -> Sweep:
@@ -118,15 +126,18 @@ def _checked(spec: Spec, data: Any, out: Path, launched: float) -> Sweep:
 
 def build_tuner(runner: Sweep, restore: bool) -> Any:
     """The Ray Tuner of a sweep (or the restored one): data once by reference, actors reused."""
+    import ray
     from ray import tune
 
     from dltoolkit.tune._ray import StopFlag, Stream
-    from dltoolkit.tune.trainable import train_trial
+    from dltoolkit.tune.trainable import TrialInputs, train_trial
 
     plan, key = runner.plan, str(runner.experiment)
     # per-epoch checkpoints force an experiment snapshot each time (cheap here, and what resume needs)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    trainable = tune.with_parameters(train_trial, spec=runner.trial_spec, data=runner.data)
+    inputs = TrialInputs(ray.put(runner.data), trial_workers(runner))
+    runner._inputs = inputs  # the data stay in the object store while the sweep runs
+    trainable = tune.with_parameters(train_trial, spec=runner.trial_spec, inputs=inputs)
     trainable = tune.with_resources(trainable, dict(plan.resources))
     if restore:
         return tune.Tuner.restore(key, trainable, resume_unfinished=True, resume_errored=False)
@@ -136,7 +147,7 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
         search_alg=SEARCHERS.get(plan.search)(plan),
         scheduler=SCHEDULERS.get(plan.scheduler)(plan),
         num_samples=plan.samples,
-        max_concurrent_trials=plan.max_concurrent if plan.search != "optuna" else None,
+        max_concurrent_trials=None,  # each searcher applies plan.max_concurrent itself
         reuse_actors=runner.spec.search.reuse_actors,
     )
     run_config = tune.RunConfig(
@@ -153,6 +164,22 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
     return tune.Tuner(
         trainable, param_space=plan.param_space(), tune_config=tune_config, run_config=run_config
     )
+
+
+def trial_workers(runner: Sweep) -> list[Any]:
+    """Warm workers for the trials of a sweep on a local Ray: one per trial that can run at once."""
+    import ray
+
+    from dltoolkit.tune.workers import wanted, warm_workers
+
+    resources = ray.cluster_resources()
+    if not runner.use_workers or runner.plan.resources.get("gpu") or not wanted(resources.get("memory", 0)):
+        return []
+    cpus = resources.get("CPU", 1.0)
+    count = int(cpus // max(runner.plan.resources.get("cpu", 1.0), 1e-9))
+    if runner.plan.max_concurrent:
+        count = min(count, runner.plan.max_concurrent)
+    return warm_workers(max(1, min(count, runner.plan.samples)))
 
 
 def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]:

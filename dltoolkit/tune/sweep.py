@@ -104,6 +104,8 @@ class Sweep:
         self._error: BaseException | None = None
         self.best_bundle: Path | None = None
         self._checkpoints: dict[str, Any] = {}  # trial id -> its last checkpoint, once finished
+        self.use_workers = False  # train on this Ray session's warm trial workers
+        self._inputs: Any = None
 
     @property
     def experiment(self) -> Path:
@@ -186,10 +188,11 @@ class Sweep:
             self._owns_ray = False
 
     # ------------------------------------------------------------------ running
-    def _launch(self, address: str | None, background: bool, restore: bool) -> Sweep:
+    def _launch(self, address: str | None, background: bool, restore: bool, workers: bool | None) -> Sweep:
         from dltoolkit.tune import _ray
         from dltoolkit.tune.launch import build_tuner
 
+        self.use_workers = address is None if workers is None else workers
         self._owns_ray = _ray.start_ray(address)
         _ray.LIVE[str(self.experiment)] = self
         tuner = build_tuner(self, restore)
@@ -224,6 +227,10 @@ class Sweep:
     def _finish(self) -> None:
         from dltoolkit.tune.launch import load_records, save_best, save_outputs
 
+        if self.use_workers:
+            from dltoolkit.tune.workers import prune_workers
+
+            prune_workers()
         records, checkpoints = load_records(self)
         if records:
             with self._lock:

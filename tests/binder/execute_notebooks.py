@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     os.environ[SMOKE_ENV] = "1"
+    # Binder's 2 GB limit turns warm trial workers off (dltoolkit.tune.workers.wanted); this
+    # machine has the memory for them, so the kernels are told what Binder's would decide
+    os.environ.setdefault("DLTOOLKIT_WARM_WORKERS", "0")
     results = []
     for path in args.notebooks:
         result = execute(path.resolve(), args.timeout, args.interval)

@@ -1,0 +1,123 @@
+"""One trial's training, wherever it runs: a warm trial worker or the Tune trial actor itself.
+
+:func:`train` trains the spec with the trial's values through :func:`dltoolkit.train.fit.fit`
+(the same Lightning training as ``dltoolkit.run``) and hands every epoch to ``emit(metrics, epoch,
+state)``: the metrics, and the trial's state as bytes (weights, optimizer, schedule, epoch: what
+PBT exploits and a resumed trial continues from; plus the best weights so far, what the sweep's
+best bundle is made from). The caller turns that into a Tune report with a checkpoint.
+
+This module imports torch and Lightning; the light side (what Tune runs) is
+:mod:`dltoolkit.tune.trainable`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from dltoolkit.errors import TrainingError
+from dltoolkit.spec import Spec
+
+Emit = Callable[[dict[str, float], int, bytes], None]
+
+
+def train(trial: Spec, data: Any, state: bytes | None, emit: Emit) -> None:
+    """Train ``trial`` (a spec with the trial's values) on prepared ``data``, from ``state`` if given."""
+    from dltoolkit.bundle import graph_for
+    from dltoolkit.data import make_augment
+    from dltoolkit.train.fit import fit
+
+    torch.set_num_threads(trial.train.threads or 1)
+    start = load_state(state)
+    if start is not None and start["epoch"] >= trial.train.epochs:
+        return  # finished before the driver stopped; nothing left to train
+    graph = graph_for(trial, data.preprocessor, data.n_outputs)
+    report = EpochReport(
+        *trial.task.monitor_metric(), base_lr=trial.train.optimizer.lr, emit=emit, state=start
+    )
+    with tempfile.TemporaryDirectory(prefix="dltoolkit-trial-") as work:
+        augment = make_augment(trial.preprocess.augment, data.input_shape)
+        fit(trial, graph, data, work, augment=augment, extra_callbacks=[report])
+
+
+def load_state(blob: bytes | None) -> dict[str, Any] | None:
+    return None if blob is None else torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
+
+
+def dump_state(state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+class EpochReport(Callback):
+    """Hands each epoch's metrics and state to ``emit``; restores a trial's state at the start.
+
+    Args:
+        monitor, mode: the metric that picks the best weights kept in the state.
+        base_lr: the trial's learning rate (PBT may change it when it restores another trial's state).
+        emit: called as ``emit(metrics, epoch, state_bytes)`` after every training epoch.
+        state: a state to continue from.
+    """
+
+    def __init__(
+        self, monitor: str, mode: str, base_lr: float, emit: Emit, state: dict[str, Any] | None = None
+    ) -> None:
+        self.monitor, self.mode, self.base_lr, self.emit, self.state = monitor, mode, base_lr, emit, state
+        self.best = state["best"] if state else None
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if self.state is not None:
+            restore(trainer, module, self.state, self.base_lr)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        score = metrics.get(self.monitor)
+        if score is None or not math.isfinite(score):
+            raise TrainingError(f"The monitored metric {self.monitor!r} is {score} at epoch {epoch}.")
+        if self.best is None or (
+            score > self.best["score"] if self.mode == "max" else score < self.best["score"]
+        ):
+            weights = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
+            self.best = {"score": score, "epoch": epoch, "weights": weights}
+        self.emit(metrics, epoch, dump_state(self._state(trainer, module, epoch)))
+
+    def _state(self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int) -> dict[str, Any]:
+        schedules = trainer.lr_scheduler_configs
+        return {
+            "epoch": epoch,
+            "base_lr": self.base_lr,
+            "model": module.model.state_dict(),
+            "optimizer": trainer.optimizers[0].state_dict(),
+            "schedule": schedules[0].scheduler.state_dict() if schedules else None,
+            "best": self.best,
+        }
+
+
+def restore(trainer: pl.Trainer, module: pl.LightningModule, state: dict[str, Any], base_lr: float) -> None:
+    """Load weights, optimizer and schedule state and continue counting epochs from the state's."""
+    module.model.load_state_dict(state["model"])
+    optimizer = trainer.optimizers[0]
+    optimizer.load_state_dict(state["optimizer"])
+    schedules = trainer.lr_scheduler_configs
+    if schedules and state["schedule"] is not None:
+        schedules[0].scheduler.load_state_dict(state["schedule"])
+    ratio = base_lr / state["base_lr"]
+    if ratio != 1.0:  # PBT explored a new learning rate: rescale the schedule to it
+        for group in optimizer.param_groups:
+            group["lr"] *= ratio
+            if "initial_lr" in group:
+                group["initial_lr"] *= ratio
+        if schedules and hasattr(schedules[0].scheduler, "base_lrs"):
+            schedules[0].scheduler.base_lrs = [lr * ratio for lr in schedules[0].scheduler.base_lrs]
+    progress = trainer.fit_loop.epoch_progress
+    for tracker in (progress.current, progress.total):
+        tracker.ready = tracker.started = tracker.processed = tracker.completed = state["epoch"]

@@ -1,0 +1,200 @@
+"""Warm trial workers: Ray actors that have imported torch and Lightning once and train trial after trial.
+
+A Tune trial runs in a Ray actor that Tune creates for the sweep and ends with it; a fresh actor
+process spends seconds importing torch and Lightning before its first epoch (most of a small
+sweep's time). The workers here live as long as the Ray session of this process (a notebook
+kernel): every sweep's trial actors hand their training to a free worker on their node and only
+relay its epochs to Tune, so only the first sweep in a session waits for the imports.
+
+Workers ask Ray for no resources (the trial actor holds the trial's CPUs and the worker does the
+computing for it, on the same node) and are owned by this driver: they end with its Ray session,
+or with :func:`release_workers`. Trials that need a GPU, and trials on nodes without a free
+worker, train inside their own trial actor as before.
+
+Example:
+    >>> workers = warm_workers(2)   # doctest: +SKIP
+    >>> release_workers()           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+import ray
+
+LEASE_S = 120.0  # a claimed worker nobody has asked for an epoch for this long is free again
+WORKERS_ENV = "DLTOOLKIT_WARM_WORKERS"  # 1 / 0: warm workers on / off, whatever the memory
+MIN_MEMORY = 4 * 2**30  # Ray's memory resource below which warm workers are off by default
+_POOL: list[Any] = []
+_POOL_JOB: str | None = None  # the Ray session (node and job of this driver) the pool belongs to
+_POOL_LOCK = threading.Lock()
+
+
+def wanted(memory: float) -> bool:
+    """Warm workers by default? Yes where Ray has ``MIN_MEMORY`` for tasks (Ray's ``memory``
+    resource, which counts a container's limit): each worker holds torch and Lightning, about
+    450 MB, for the rest of the session; a 2 GB Binder pod has no room for that.
+    ``DLTOOLKIT_WARM_WORKERS=1`` or ``0`` decides instead."""
+    import os
+
+    setting = os.environ.get(WORKERS_ENV, "").strip().lower()
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    if setting in ("0", "false", "no", "off"):
+        return False
+    return memory >= MIN_MEMORY
+
+
+def prune_workers(timeout: float = 10.0) -> int:
+    """Drop workers that died (memory, a crash) from the pool; returns how many are left."""
+    with _POOL_LOCK:
+        for worker in list(_POOL):
+            try:
+                ray.get(worker.node.remote(), timeout=timeout)
+            except ray.exceptions.GetTimeoutError:
+                pass  # still starting: keep it
+            except ray.exceptions.RayError:
+                _POOL.remove(worker)
+        return len(_POOL)
+
+
+def warm_workers(count: int) -> list[Any]:
+    """At least ``count`` workers on this node, started (in the background) if missing; their handles."""
+    global _POOL_JOB
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    context = ray.get_runtime_context()
+    # job ids restart at 1 in each new Ray, node ids do not
+    session = f"{context.get_node_id()}/{context.get_job_id()}"
+    with _POOL_LOCK:
+        if _POOL_JOB != session:  # a new Ray session: the old workers went with the old one
+            _POOL.clear()
+            _POOL_JOB = session
+        here = NodeAffinitySchedulingStrategy(context.get_node_id(), soft=False)
+        while len(_POOL) < count:
+            _POOL.append(
+                TrialWorker.options(num_cpus=0, max_concurrency=4, scheduling_strategy=here).remote()
+            )
+        return list(_POOL)
+
+
+def release_workers() -> int:
+    """End this session's warm workers (they restart on the next sweep); returns how many ended."""
+    global _POOL_JOB
+    with _POOL_LOCK:
+        ended = len(_POOL)
+        if ray.is_initialized():
+            for worker in _POOL:
+                ray.kill(worker)
+        _POOL.clear()
+        _POOL_JOB = None
+        return ended
+
+
+class _Aborted(Exception):
+    """Raised in a worker's training thread to end a trial nobody follows any more."""
+
+
+class _Job:
+    """One trial in a worker: its training thread and the epochs it has not handed out yet."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.epochs: queue.Queue = queue.Queue(maxsize=1)  # one epoch ahead at most
+        self.abort = threading.Event()
+        self.seen = time.monotonic()  # the last time the trial actor asked for an epoch
+        self.thread: threading.Thread | None = None
+
+    def stale(self) -> bool:
+        return time.monotonic() - self.seen > LEASE_S
+
+    def put(self, item: tuple) -> None:
+        while True:
+            if self.abort.is_set() or self.stale():
+                raise _Aborted
+            try:
+                self.epochs.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+
+@ray.remote
+class TrialWorker:
+    """A process with torch and Lightning imported that trains one trial at a time for a relay."""
+
+    def __init__(self) -> None:
+        import os
+
+        os.environ.setdefault("PL_DISABLE_FORK", "1")  # as Tune sets for its own trial actors
+        import dltoolkit.train.fit  # noqa: F401 - the point of this worker: import once
+        import dltoolkit.tune.training  # noqa: F401
+
+        self._lock = threading.Lock()
+        self._job: _Job | None = None
+
+    def start(self, key: str, trial: Any, data: Any, state: bytes | None) -> bool:
+        """Begin training ``trial`` for the relay ``key``; False if another trial holds this worker."""
+        with self._lock:
+            job = self._job
+            if job is not None and job.thread is not None and job.thread.is_alive():
+                if not (job.abort.is_set() or job.stale()):
+                    return False
+                job.abort.set()
+                job.thread.join(timeout=30)
+                if job.thread.is_alive():
+                    return False
+            job = self._job = _Job(key)
+            job.thread = threading.Thread(
+                target=self._train, args=(job, trial, data, state), name=f"trial-{key}", daemon=True
+            )
+            job.thread.start()
+            return True
+
+    def next(self, key: str) -> tuple:
+        """The trial's next epoch ``("epoch", metrics, epoch, state)``, ``("end",)`` or ``("error", exc)``."""
+        job = self._job
+        if job is None or job.key != key:
+            return ("error", RuntimeError(f"trial {key} does not hold this worker any more"))
+        while True:
+            job.seen = time.monotonic()
+            try:
+                return job.epochs.get(timeout=1.0)
+            except queue.Empty:
+                if job.thread is None or not job.thread.is_alive():
+                    return job.epochs.get_nowait() if not job.epochs.empty() else ("end",)
+
+    def release(self, key: str) -> None:
+        """The relay is done with its trial (finished or stopped): end its training, free the worker."""
+        job = self._job
+        if job is not None and job.key == key:
+            job.abort.set()
+
+    def node(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    @staticmethod
+    def _train(job: _Job, trial: Any, data: Any, state: bytes | None) -> None:
+        from dltoolkit.tune.training import train
+
+        def emit(metrics: dict[str, float], epoch: int, blob: bytes) -> None:
+            job.put(("epoch", metrics, epoch, blob))
+
+        try:
+            train(trial, data, state, emit)
+            job.put(("end",))
+        except _Aborted:
+            pass
+        except BaseException as e:  # noqa: BLE001 - handed to the relay, which raises it in Tune
+            try:
+                job.put(("error", e))
+            except _Aborted:
+                pass

@@ -1,0 +1,138 @@
+"""Warm trial workers: trials train in long-lived worker processes that the next sweep reuses.
+
+Every reported epoch carries ``trained_by`` (the pid of the process that trained it) and Tune's
+own ``pid`` (the trial actor's), both in Tune's result.json files, so these tests see where each
+epoch was trained.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from dltoolkit.tune import release_workers, sweep
+from dltoolkit.tune.workers import MIN_MEMORY, WORKERS_ENV, prune_workers, wanted, warm_workers
+
+
+def _epochs(out: Path) -> list[dict]:
+    rows = []
+    for path in (out / "tune").glob("*/result.json"):
+        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert rows, f"no results in {out}"
+    return rows
+
+
+def _pids(workers) -> set[int]:
+    import ray
+
+    return set(ray.get([w.pid.remote() for w in workers]))
+
+
+def _asha(make_spec):
+    """Six trials of four epochs, two at a time; ASHA stops some after one or two epochs."""
+    return make_spec(
+        space={
+            "train.optimizer.lr": {"loguniform": [0.0005, 0.3]},
+            "graph.nodes.hidden.units": {"choice": [4, 8]},
+        },
+        train={"epochs": 4},
+        samples=6,
+        scheduler="asha",
+        grace_period=1,
+        max_concurrent=2,
+    )
+
+
+def test_trials_train_on_warm_workers_that_the_next_sweep_reuses(ray_session, make_spec, tmp_path):
+    spec = _asha(make_spec)
+    first = sweep(spec, out=tmp_path / "a", workers=True)
+    second = sweep(spec, out=tmp_path / "b", workers=True)
+    pool = _pids(warm_workers(0))
+    a, b = _epochs(tmp_path / "a"), _epochs(tmp_path / "b")
+    # every epoch of both sweeps, stopped trials included, was trained by a pool worker: a trial
+    # that ASHA stopped gave its worker back (otherwise later trials would have trained in place)
+    assert {r["trained_by"] for r in a + b} <= pool
+    assert any(r["epoch"] < 4 for r in a), "ASHA stopped no trial early: the test proves less"
+    # ... and not by Tune's trial actors, which are new processes in each sweep
+    actors_a, actors_b = {r["pid"] for r in a}, {r["pid"] for r in b}
+    assert not (actors_a | actors_b) & pool
+    assert not actors_a & actors_b
+
+    # the seeded search drew the same trials (ASHA's stops depend on which result came first)
+    def configs(s):
+        return sorted(tuple(sorted(r.config.items())) for r in s.records())
+
+    assert configs(first) == configs(second) and len(configs(first)) == 6
+
+
+def test_warm_workers_and_training_in_place_report_the_same_epochs(ray_session, make_spec, tmp_path):
+    spec = make_spec(
+        space={"train.optimizer.lr": {"loguniform": [0.001, 0.1]}}, train={"epochs": 3}, samples=2
+    )
+    warm = sweep(spec, out=tmp_path / "warm", workers=True)
+    cold = sweep(spec, out=tmp_path / "cold", workers=False)
+    in_place = _epochs(tmp_path / "cold")
+    assert all(r["trained_by"] == r["pid"] for r in in_place)
+    assert all(r["trained_by"] != r["pid"] for r in _epochs(tmp_path / "warm"))
+
+    def curves(s):
+        return {
+            round(rec.config["train.optimizer.lr"], 12): [(row["epoch"], row["val_loss"]) for row in rec.rows]
+            for rec in s.records()
+        }
+
+    got, expected = curves(warm), curves(cold)
+    assert got.keys() == expected.keys() and len(got) == 2
+    for lr, rows in expected.items():
+        assert [e for e, _ in got[lr]] == [e for e, _ in rows] == [1, 2, 3]
+        assert [v for _, v in got[lr]] == pytest.approx([v for _, v in rows], rel=1e-6, abs=1e-9)
+
+
+def test_a_dead_worker_is_passed_over_and_dropped_from_the_pool(ray_session, make_spec, tmp_path):
+    import ray
+
+    workers = warm_workers(2)
+    dead = workers[0]
+    ray.kill(dead)
+    s = sweep(make_spec(samples=3, max_concurrent=2), out=tmp_path / "s", workers=True)
+    assert set(s.trials()["status"]) == {"TERMINATED"}
+    live = _pids(workers[1:])
+    rows = _epochs(tmp_path / "s")
+    assert all(r["trained_by"] in live or r["trained_by"] == r["pid"] for r in rows)
+    assert any(r["trained_by"] in live for r in rows)
+    assert dead._actor_id not in {w._actor_id for w in warm_workers(0)}  # the sweep's end pruned it
+    assert prune_workers() == len(warm_workers(0))
+
+
+def test_release_workers_ends_their_processes(ray_session):
+    pids = _pids(warm_workers(2))
+    assert release_workers() >= 2
+    deadline = time.monotonic() + 60
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
+        assert time.monotonic() < deadline, f"warm workers {pids} still running after release_workers()"
+        time.sleep(0.2)
+    assert warm_workers(0) == []
+
+
+def test_warm_workers_follow_the_memory_ray_has_unless_told(monkeypatch):
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    assert wanted(MIN_MEMORY) and not wanted(1.4 * 2**30)  # a 2 GB Binder pod: off
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    assert wanted(0)
+    monkeypatch.setenv(WORKERS_ENV, "off")
+    assert not wanted(64 * 2**30)
+
+
+def test_a_new_ray_session_starts_new_workers(ray_session):
+    import ray
+
+    old = warm_workers(1)[0]
+    ray.shutdown()  # job ids restart in a new Ray: the pool must still see it is new
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    fresh = warm_workers(1)
+    assert len(fresh) == 1 and fresh[0]._actor_id != old._actor_id
+    assert ray.get(fresh[0].pid.remote(), timeout=120) > 0
