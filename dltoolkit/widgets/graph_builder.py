@@ -224,15 +224,20 @@ class GraphBuilder:
         return self._edit(name, lambda n: n.pop(attr, None) if value is None else n.update({attr: value}))
 
     def rename(self, name: str, new: str) -> bool:
-        def change(n: dict) -> None:
-            n["name"] = new
-
+        """Rename a node: the nodes that read it and its search-space entries follow the new name."""
+        try:
+            at = self.nodes.index(self.node(name))
+        except DLToolkitError as e:
+            return self._fail(e, name)
+        # the name the spec knows (a draft typed letter by letter may not have committed)
+        live = [n.name for n in self.state.spec.graph.nodes]
+        old = live[at] if len(live) == len(self.nodes) else name
         nodes = [dict(n) for n in self.nodes]
+        nodes[at]["name"] = new
         for n in nodes:
             if n.get("inputs"):
                 n["inputs"] = [new if i == name else i for i in n["inputs"]]
-        self.nodes = nodes
-        return self._edit(name, change, focus=new)
+        return self._commit(nodes, new, renamed=(old, new))
 
     def mark_tunable(self, name: str, attr: str, domain: str, args: Any) -> bool:
         """Make ``graph.nodes.<name>.<attr>`` part of the search space with ``{domain: args}``."""
@@ -268,11 +273,24 @@ class GraphBuilder:
         nodes = [node if n["name"] == name else n for n in self.nodes]
         return self._commit(nodes, focus or node["name"])
 
-    def _commit(self, nodes: list[dict], focus: str | None, values=None, keep_space: bool = True) -> bool:
+    def _commit(
+        self,
+        nodes: list[dict],
+        focus: str | None,
+        values=None,
+        keep_space: bool = True,
+        renamed: tuple[str, str] | None = None,
+    ) -> bool:
         self.nodes = nodes
         try:
             spec = replace(self.state.spec, "graph", "nodes", nodes)
             spec = spec.with_values(values) if values else spec
+            if renamed:
+                old, new = (f"graph.nodes.{n}." for n in renamed)
+                space = {
+                    (new + k[len(old) :] if k.startswith(old) else k): v for k, v in spec.search.space.items()
+                }
+                spec = replace(spec, "search", "space", space)
             spec = replace(spec, "search", "space", self._live_space(spec, graph=keep_space))
             graph = build_graph(spec, self.state.data)
         except (DLToolkitError, ValueError, KeyError) as e:

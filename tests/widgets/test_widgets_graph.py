@@ -62,6 +62,19 @@ def test_add_remove_reorder_connect(digits_state):
     assert b.rename("hidden", "wide") and digits_state.spec.graph.nodes[0].name == "wide"
 
 
+def test_renaming_a_node_carries_its_tunable_entries(digits_state):
+    b = GraphBuilder(digits_state)
+    assert b.mark_tunable("hidden", "units", "choice", [16, 32])
+    assert b.mark_tunable("drop", "p", "uniform", [0.0, 0.5])
+    # typed letter by letter in the panel: "" is refused (a draft), then "w", "wi", ...
+    assert not b.rename("hidden", "")
+    for typed in ("w", "wi", "wide"):
+        assert b.rename(b.nodes[0]["name"], typed), b.error
+    assert set(b.tunable()) == {"graph.nodes.wide.units", "graph.nodes.drop.p"}
+    assert digits_state.spec.search.space["graph.nodes.wide.units"] == {"choice": [16, 32]}
+    assert digits_state.spec.graph.nodes[1].inputs in (None, ["wide"])
+
+
 @pytest.mark.parametrize("template", ["MLP", "CNN", "RNN", "Transformer"])
 def test_templates_build_for_digits(digits_state, template):
     b = GraphBuilder(digits_state)
