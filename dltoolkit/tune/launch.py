@@ -8,13 +8,14 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.spec import Spec, atomic_write_text
-from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS
+from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS, Plan
 from dltoolkit.tune.results import TrialRecord, ranked
 from dltoolkit.tune.sweep import EXPERIMENT, Sweep, plan_for
 
@@ -79,7 +80,8 @@ def sweep(
     out = (
         Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    runner = _checked(spec, data, out, launched)
+    use_workers = address is None if workers is None else workers
+    runner = _checked(spec, data, out, launched, use_workers)
     spec.save(out / "spec.yaml")
     return runner._launch(address, background, restore=False, workers=workers)
 
@@ -106,16 +108,24 @@ def resume_sweep(
                 "Start the sweep again: it had not started any trial.",
             )
         )
-    runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter())
+    use_workers = address is None if workers is None else workers
+    runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter(), use_workers)
     return runner._launch(address, background, restore=True, workers=workers)
 
 
-def _checked(spec: Spec, data: Any, out: Path, launched: float) -> Sweep:
-    """Plan, data and pre-flight: every error surfaces here, before Ray starts."""
+def _checked(spec: Spec, data: Any, out: Path, launched: float, workers: bool = False) -> Sweep:
+    """Plan, data and pre-flight: every error surfaces here, before Ray starts.
+
+    Where Ray already runs (a notebook's session) and the sweep uses warm workers, missing
+    workers start as soon as the plan is known, importing torch while the driver checks.
+    """
     from dltoolkit.api import check
     from dltoolkit.tune.preflight import preflight
 
     plan = plan_for(spec)
+    ray = sys.modules.get("ray")  # never imported here just to ask
+    if workers and ray is not None and ray.is_initialized():
+        trial_workers(plan, True)
     runner = Sweep(spec, plan, None, out, launched)
     checked = check(runner.trial_spec, data)
     runner.data = checked.data
@@ -135,7 +145,7 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
     plan, key = runner.plan, str(runner.experiment)
     # per-epoch checkpoints force an experiment snapshot each time (cheap here, and what resume needs)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    inputs = TrialInputs(ray.put(runner.data), trial_workers(runner))
+    inputs = TrialInputs(ray.put(runner.data), trial_workers(runner.plan, runner.use_workers))
     runner._inputs = inputs  # the data stay in the object store while the sweep runs
     trainable = tune.with_parameters(train_trial, spec=runner.trial_spec, inputs=inputs)
     trainable = tune.with_resources(trainable, dict(plan.resources))
@@ -166,20 +176,20 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
     )
 
 
-def trial_workers(runner: Sweep) -> list[Any]:
+def trial_workers(plan: Plan, use: bool) -> list[Any]:
     """Warm workers for the trials of a sweep on a local Ray: one per trial that can run at once."""
     import ray
 
     from dltoolkit.tune.workers import wanted, warm_workers
 
     resources = ray.cluster_resources()
-    if not runner.use_workers or runner.plan.resources.get("gpu") or not wanted(resources.get("memory", 0)):
+    if not use or plan.resources.get("gpu") or not wanted(resources.get("memory", 0)):
         return []
     cpus = resources.get("CPU", 1.0)
-    count = int(cpus // max(runner.plan.resources.get("cpu", 1.0), 1e-9))
-    if runner.plan.max_concurrent:
-        count = min(count, runner.plan.max_concurrent)
-    return warm_workers(max(1, min(count, runner.plan.samples)))
+    count = int(cpus // max(plan.resources.get("cpu", 1.0), 1e-9))
+    if plan.max_concurrent:
+        count = min(count, plan.max_concurrent)
+    return warm_workers(max(1, min(count, plan.samples)))
 
 
 def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]:

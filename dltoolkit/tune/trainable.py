@@ -60,7 +60,7 @@ def _relay(trial: Spec, inputs: TrialInputs, state: bytes | None) -> bool:
     for worker in inputs.workers:
         try:
             if ray.get(worker.node.remote()) != node or not ray.get(
-                worker.start.remote(key, trial, inputs.data, state)
+                worker.start.remote(key, trial, [inputs.data], state)
             ):
                 continue
             pid = ray.get(worker.pid.remote())

@@ -135,9 +135,12 @@ class TrialWorker:
 
         self._lock = threading.Lock()
         self._job: _Job | None = None
+        self._data: tuple[str, Any] | None = None  # (object id, value): a sweep's data, read once
 
-    def start(self, key: str, trial: Any, data: Any, state: bytes | None) -> bool:
-        """Begin training ``trial`` for the relay ``key``; False if another trial holds this worker."""
+    def start(self, key: str, trial: Any, data: list[Any], state: bytes | None) -> bool:
+        """Begin training ``trial`` for the relay ``key`` on ``data`` (``[ObjectRef]`` of the prepared
+        data: read from the object store once per sweep, not once per trial); False if another
+        trial holds this worker."""
         with self._lock:
             job = self._job
             if job is not None and job.thread is not None and job.thread.is_alive():
@@ -147,6 +150,10 @@ class TrialWorker:
                 job.thread.join(timeout=30)
                 if job.thread.is_alive():
                     return False
+            ref = data[0]
+            if self._data is None or self._data[0] != ref.hex():
+                self._data = (ref.hex(), ray.get(ref))
+            data = self._data[1]
             job = self._job = _Job(key)
             job.thread = threading.Thread(
                 target=self._train, args=(job, trial, data, state), name=f"trial-{key}", daemon=True
