@@ -55,7 +55,8 @@ def sweep(
         resume: an earlier sweep's ``out`` folder to continue instead (see :func:`resume`).
         overrides: dotted-path values applied to the spec first.
         workers: train on warm trial workers that stay in this Ray session for the next sweep
-            (:mod:`dltoolkit.tune.workers`); default: yes on a local Ray, no with ``address``.
+            (:mod:`dltoolkit.tune.workers`); default: on a local Ray if it has the memory for
+            them (or as ``DLTOOLKIT_WARM_WORKERS`` says), off with ``address``.
 
     Example:
         >>> s = sweep("digits-mlp", samples=4, background=True)  # doctest: +SKIP
@@ -80,8 +81,7 @@ def sweep(
     out = (
         Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    use_workers = address is None if workers is None else workers
-    runner = _checked(spec, data, out, launched, use_workers)
+    runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
     spec.save(out / "spec.yaml")
     return runner._launch(address, background, restore=False, workers=workers)
 
@@ -108,12 +108,17 @@ def resume_sweep(
                 "Start the sweep again: it had not started any trial.",
             )
         )
-    use_workers = address is None if workers is None else workers
-    runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter(), use_workers)
+    choice = _workers_choice(workers, address)
+    runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter(), choice)
     return runner._launch(address, background, restore=True, workers=workers)
 
 
-def _checked(spec: Spec, data: Any, out: Path, launched: float, workers: bool = False) -> Sweep:
+def _workers_choice(workers: bool | None, address: str | None) -> bool | None:
+    """Warm workers: as asked; by default (None: if there is the memory) on a local Ray, off on a cluster."""
+    return workers if workers is not None else (None if address is None else False)
+
+
+def _checked(spec: Spec, data: Any, out: Path, launched: float, workers: bool | None = False) -> Sweep:
     """Plan, data and pre-flight: every error surfaces here, before Ray starts.
 
     Where Ray already runs (a notebook's session) and the sweep uses warm workers, missing
@@ -124,8 +129,8 @@ def _checked(spec: Spec, data: Any, out: Path, launched: float, workers: bool = 
 
     plan = plan_for(spec)
     ray = sys.modules.get("ray")  # never imported here just to ask
-    if workers and ray is not None and ray.is_initialized():
-        trial_workers(plan, True)
+    if workers is not False and ray is not None and ray.is_initialized():
+        trial_workers(plan, workers)
     runner = Sweep(spec, plan, None, out, launched)
     checked = check(runner.trial_spec, data)
     runner.data = checked.data
@@ -176,14 +181,18 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
     )
 
 
-def trial_workers(plan: Plan, use: bool) -> list[Any]:
-    """Warm workers for the trials of a sweep on a local Ray: one per trial that can run at once."""
+def trial_workers(plan: Plan, use: bool | None) -> list[Any]:
+    """Warm workers for the trials of a sweep: one per trial that can run at once (``use`` None:
+    if Ray has the memory for them, see :func:`dltoolkit.tune.workers.wanted`). GPU trials train
+    in their own trial actors, which hold the GPU."""
     import ray
 
     from dltoolkit.tune.workers import wanted, warm_workers
 
+    if use is False or plan.resources.get("gpu"):
+        return []
     resources = ray.cluster_resources()
-    if not use or plan.resources.get("gpu") or not wanted(resources.get("memory", 0)):
+    if use is None and not wanted(resources.get("memory", 0)):
         return []
     cpus = resources.get("CPU", 1.0)
     count = int(cpus // max(plan.resources.get("cpu", 1.0), 1e-9))

@@ -104,7 +104,7 @@ class Sweep:
         self._error: BaseException | None = None
         self.best_bundle: Path | None = None
         self._checkpoints: dict[str, Any] = {}  # trial id -> its last checkpoint, once finished
-        self.use_workers = False  # train on this Ray session's warm trial workers
+        self.use_workers: bool | None = False  # warm trial workers (None: if there is the memory)
         self._inputs: Any = None
 
     @property
@@ -190,9 +190,9 @@ class Sweep:
     # ------------------------------------------------------------------ running
     def _launch(self, address: str | None, background: bool, restore: bool, workers: bool | None) -> Sweep:
         from dltoolkit.tune import _ray
-        from dltoolkit.tune.launch import build_tuner
+        from dltoolkit.tune.launch import _workers_choice, build_tuner
 
-        self.use_workers = address is None if workers is None else workers
+        self.use_workers = _workers_choice(workers, address)
         self._owns_ray = _ray.start_ray(address)
         _ray.LIVE[str(self.experiment)] = self
         tuner = build_tuner(self, restore)
@@ -227,7 +227,7 @@ class Sweep:
     def _finish(self) -> None:
         from dltoolkit.tune.launch import load_records, save_best, save_outputs
 
-        if self.use_workers:
+        if self.use_workers is not False:
             from dltoolkit.tune.workers import prune_workers
 
             prune_workers()

@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 
 SMOKE_ENV = "DLTOOLKIT_SMOKE"  # as dltoolkit.api.SMOKE_ENV (not imported: this runs before any check of it)
+WARM_ENV = "DLTOOLKIT_WARM_WORKERS"  # as dltoolkit.tune.workers.WORKERS_ENV
 
 
 def tree_memory(root: psutil.Process) -> tuple[int, int, list[tuple[str, int]]]:
@@ -130,10 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between memory samples")
     parser.add_argument("--report", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
+    # the kernels inherit these; put back afterwards, as a test runs main() in its own process
+    saved = {key: os.environ.get(key) for key in (SMOKE_ENV, WARM_ENV)}
     os.environ[SMOKE_ENV] = "1"
     # Binder's 2 GB limit turns warm trial workers off (dltoolkit.tune.workers.wanted); this
     # machine has the memory for them, so the kernels are told what Binder's would decide
-    os.environ.setdefault("DLTOOLKIT_WARM_WORKERS", "0")
+    os.environ.setdefault(WARM_ENV, "0")
+    try:
+        return _run(args)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def _run(args: argparse.Namespace) -> int:
     results = []
     for path in args.notebooks:
         result = execute(path.resolve(), args.timeout, args.interval)

@@ -117,7 +117,8 @@ def test_peak_monitor_sees_memory_of_grandchildren():
 
 @pytest.mark.timeout(300)
 def test_executor_reports_peaks_and_fails_on_a_broken_notebook(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLTOOLKIT_SMOKE", "")  # main() turns smoke mode on: undone after this test
+    monkeypatch.setenv("DLTOOLKIT_SMOKE", "")
+    monkeypatch.delenv("DLTOOLKIT_WARM_WORKERS", raising=False)
     good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
     cell = nbformat.v4.new_code_cell
     nbformat.write(
@@ -130,3 +131,5 @@ def test_executor_reports_peaks_and_fails_on_a_broken_notebook(tmp_path, monkeyp
     assert main([str(good), "--limit-mb", "1"]) == 1  # over the limit fails too
     assert main([str(bad), "--report", str(tmp_path / "bad.json")]) == 1
     assert "ZeroDivisionError" in json.loads((tmp_path / "bad.json").read_text())["notebooks"][0]["error"]
+    # the kernels' settings do not leak into this process (later tests would run with them)
+    assert os.environ["DLTOOLKIT_SMOKE"] == "" and "DLTOOLKIT_WARM_WORKERS" not in os.environ
