@@ -64,10 +64,8 @@ def sweep(
     """
     if resume is not None:
         return resume_sweep(resume, data=data, address=address, background=background, workers=workers)
-    from dltoolkit.api import resolve_spec
-
     launched = time.perf_counter()
-    from dltoolkit.api import SMOKE_ENV, smoke
+    from dltoolkit.api import SMOKE_ENV, resolve_spec, smoke
 
     spec = resolve_spec(spec, overrides)
     given = {"samples": samples, "search": search, "scheduler": scheduler, "max_concurrent": max_concurrent}
@@ -83,7 +81,7 @@ def sweep(
     )
     runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
     spec.save(out / "spec.yaml")
-    return runner._launch(address, background, restore=False, workers=workers)
+    return runner._launch(address, background, restore=False)
 
 
 def resume_sweep(
@@ -110,7 +108,7 @@ def resume_sweep(
         )
     choice = _workers_choice(workers, address)
     runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter(), choice)
-    return runner._launch(address, background, restore=True, workers=workers)
+    return runner._launch(address, background, restore=True)
 
 
 def _workers_choice(workers: bool | None, address: str | None) -> bool | None:
@@ -132,6 +130,7 @@ def _checked(spec: Spec, data: Any, out: Path, launched: float, workers: bool | 
     if workers is not False and ray is not None and ray.is_initialized():
         trial_workers(plan, workers)
     runner = Sweep(spec, plan, None, out, launched)
+    runner.use_workers = workers
     checked = check(runner.trial_spec, data)
     runner.data = checked.data
     runner.preflight = preflight(runner.trial_spec, checked.data, plan.space, seed=plan.seed or 0)

@@ -188,11 +188,10 @@ class Sweep:
             self._owns_ray = False
 
     # ------------------------------------------------------------------ running
-    def _launch(self, address: str | None, background: bool, restore: bool, workers: bool | None) -> Sweep:
+    def _launch(self, address: str | None, background: bool, restore: bool) -> Sweep:
         from dltoolkit.tune import _ray
-        from dltoolkit.tune.launch import _workers_choice, build_tuner
+        from dltoolkit.tune.launch import build_tuner
 
-        self.use_workers = _workers_choice(workers, address)
         self._owns_ray = _ray.start_ray(address)
         _ray.LIVE[str(self.experiment)] = self
         tuner = build_tuner(self, restore)

@@ -59,11 +59,9 @@ def _relay(trial: Spec, inputs: TrialInputs, state: bytes | None) -> bool:
     node = ray.get_runtime_context().get_node_id()
     for worker in inputs.workers:
         try:
-            if ray.get(worker.node.remote()) != node or not ray.get(
-                worker.start.remote(key, trial, [inputs.data], state)
-            ):
+            where, pid = ray.get(worker.where.remote())
+            if where != node or not ray.get(worker.start.remote(key, trial, [inputs.data], state)):
                 continue
-            pid = ray.get(worker.pid.remote())
         except ray.exceptions.RayActorError:
             continue  # a worker that died (memory, a crash): the next one, or train in place
         try:

@@ -51,13 +51,15 @@ def wanted(memory: float) -> bool:
 def prune_workers(timeout: float = 10.0) -> int:
     """Drop workers that died (memory, a crash) from the pool; returns how many are left."""
     with _POOL_LOCK:
-        for worker in list(_POOL):
+        asked = {worker.where.remote(): worker for worker in _POOL}
+        if not asked:
+            return 0
+        answered, _ = ray.wait(list(asked), num_returns=len(asked), timeout=timeout)
+        for ref in answered:  # the others are still starting: kept
             try:
-                ray.get(worker.node.remote(), timeout=timeout)
-            except ray.exceptions.GetTimeoutError:
-                pass  # still starting: keep it
+                ray.get(ref)
             except ray.exceptions.RayError:
-                _POOL.remove(worker)
+                _POOL.remove(asked[ref])
         return len(_POOL)
 
 
@@ -143,13 +145,16 @@ class TrialWorker:
         trial holds this worker."""
         with self._lock:
             job = self._job
-            if job is not None and job.thread is not None and job.thread.is_alive():
+            # a trial holds the worker until its relay releases it (or goes silent), not merely
+            # until its training ends: its last epochs, "end" or error may still be unread
+            if job is not None:
                 if not (job.abort.is_set() or job.stale()):
                     return False
                 job.abort.set()
-                job.thread.join(timeout=30)
-                if job.thread.is_alive():
-                    return False
+                if job.thread is not None:
+                    job.thread.join(timeout=30)
+                    if job.thread.is_alive():
+                        return False
             ref = data[0]
             if self._data is None or self._data[0] != ref.hex():
                 self._data = (ref.hex(), ray.get(ref))
@@ -180,13 +185,11 @@ class TrialWorker:
         if job is not None and job.key == key:
             job.abort.set()
 
-    def node(self) -> str:
-        return ray.get_runtime_context().get_node_id()
-
-    def pid(self) -> int:
+    def where(self) -> tuple[str, int]:
+        """(node id, pid) of this worker."""
         import os
 
-        return os.getpid()
+        return ray.get_runtime_context().get_node_id(), os.getpid()
 
     @staticmethod
     def _train(job: _Job, trial: Any, data: Any, state: bytes | None) -> None:

@@ -29,7 +29,7 @@ def _epochs(out: Path) -> list[dict]:
 def _pids(workers) -> set[int]:
     import ray
 
-    return set(ray.get([w.pid.remote() for w in workers]))
+    return {pid for _, pid in ray.get([w.where.remote() for w in workers])}
 
 
 def _asha(make_spec):
@@ -135,4 +135,4 @@ def test_a_new_ray_session_starts_new_workers(ray_session):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     fresh = warm_workers(1)
     assert len(fresh) == 1 and fresh[0]._actor_id != old._actor_id
-    assert ray.get(fresh[0].pid.remote(), timeout=120) > 0
+    assert ray.get(fresh[0].where.remote(), timeout=120)[1] > 0
