@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,9 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
     plan, key = runner.plan, str(runner.experiment)
     # per-epoch checkpoints force an experiment snapshot each time (cheap here, and what resume needs)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    inputs = TrialInputs(ray.put(runner.data), trial_workers(runner.plan, runner.use_workers))
+    workers = trial_workers(runner.plan, runner.use_workers)
+    # a fresh sweep's first wave of trial actors all start (a resumed one may have fewer trials left)
+    inputs = TrialInputs(ray.put(runner.data), workers, uuid.uuid4().hex, 0 if restore else len(workers))
     runner._inputs = inputs  # the data stay in the object store while the sweep runs
     trainable = tune.with_parameters(train_trial, spec=runner.trial_spec, inputs=inputs)
     trainable = tune.with_resources(trainable, dict(plan.resources))

@@ -25,6 +25,8 @@ from dltoolkit.spec import Spec
 
 STATE_FILE = "state.pt"
 TRACE_ENV = "DLTOOLKIT_TUNE_TRACE"
+WAVE_S = 20.0  # the longest a trial of a sweep's first wave waits for the others' actors to start
+_WAVES_DONE: set[str] = set()  # sweeps (launches) whose first wave has started, in this process
 
 
 @dataclass
@@ -33,6 +35,8 @@ class TrialInputs:
 
     data: Any  # ray.ObjectRef of the Prepared data
     workers: list[Any] = field(default_factory=list)  # TrialWorker handles (on the driver's node)
+    sweep: str = ""  # this run of the sweep (a fresh id per launch, resume included)
+    together: int = 0  # trials in the first wave: Tune's first trial actors (see _end_wave)
 
 
 def train_trial(config: dict[str, Any], *, spec: Spec, inputs: TrialInputs) -> None:
@@ -57,6 +61,7 @@ def _relay(trial: Spec, inputs: TrialInputs, state: bytes | None) -> bool:
 
     key = tune.get_context().get_trial_id()
     node = ray.get_runtime_context().get_node_id()
+    _arrive(inputs)
     for worker in inputs.workers:
         try:
             where, pid = ray.get(worker.where.remote())
@@ -65,10 +70,7 @@ def _relay(trial: Spec, inputs: TrialInputs, state: bytes | None) -> bool:
         except ray.exceptions.RayActorError:
             continue  # a worker that died (memory, a crash): the next one, or train in place
         try:
-            while True:
-                item = ray.get(worker.next.remote(key))
-                if item[0] == "end":
-                    return True
+            while (item := ray.get(worker.next.remote(key)))[0] != "end":
                 if item[0] == "error":
                     raise item[1]
                 _, metrics, epoch, blob = item
@@ -78,7 +80,48 @@ def _relay(trial: Spec, inputs: TrialInputs, state: bytes | None) -> bool:
                 ray.get(worker.release.remote(key), timeout=30)
             except (ray.exceptions.RayError, TimeoutError):
                 pass
+        _end_wave(inputs)
+        return True
     return False
+
+
+def _arrive(inputs: TrialInputs) -> None:
+    """Count this trial actor as started, for the first wave of its sweep (see :func:`_end_wave`)."""
+    import ray
+
+    if inputs.together > 1 and inputs.sweep not in _WAVES_DONE:
+        try:
+            ray.get(inputs.workers[0].arrive.remote(inputs.sweep))  # any worker keeps the count
+        except ray.exceptions.RayActorError:
+            _WAVES_DONE.add(inputs.sweep)  # the counting worker died: nobody waits
+
+
+def _end_wave(inputs: TrialInputs) -> None:
+    """Before a trial of the first wave ends: wait (at most ``WAVE_S``) until every trial actor of
+    that wave has started.
+
+    Why: Tune (``reuse_actors``) gives a trial whose actor is still starting to an actor whose
+    trial has just ended, and ends the starting actor. A warm worker trains a short trial in a
+    fraction of a second, a trial actor takes seconds to start; without this wait the first actor
+    to start took every trial in turn, one at a time, while Tune started and ended actors for the
+    others (sweeps twice as long, trained by one worker). Trials longer than an actor's start
+    never wait.
+    """
+    import time
+
+    import ray
+
+    if inputs.together < 2 or inputs.sweep in _WAVES_DONE:
+        return
+    deadline = time.monotonic() + WAVE_S
+    try:
+        while ray.get(inputs.workers[0].arrived.remote(inputs.sweep)) < inputs.together:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+    except ray.exceptions.RayActorError:
+        pass
+    _WAVES_DONE.add(inputs.sweep)
 
 
 def _report(metrics: dict[str, float], epoch: int, blob: bytes, trained_by: int | None = None) -> None:

@@ -138,6 +138,19 @@ class TrialWorker:
         self._lock = threading.Lock()
         self._job: _Job | None = None
         self._data: tuple[str, Any] | None = None  # (object id, value): a sweep's data, read once
+        self._arrivals: dict[str, int] = {}  # sweep id -> its trial actors that have started
+        self._arrivals_lock = threading.Lock()
+
+    def arrive(self, sweep: str) -> int:
+        """Count one more started trial actor of ``sweep``; returns how many have (see
+        :func:`dltoolkit.tune.trainable._end_wave`)."""
+        with self._arrivals_lock:
+            self._arrivals[sweep] = self._arrivals.get(sweep, 0) + 1
+            return self._arrivals[sweep]
+
+    def arrived(self, sweep: str) -> int:
+        with self._arrivals_lock:
+            return self._arrivals.get(sweep, 0)
 
     def start(self, key: str, trial: Any, data: list[Any], state: bytes | None) -> bool:
         """Begin training ``trial`` for the relay ``key`` on ``data`` (``[ObjectRef]`` of the prepared

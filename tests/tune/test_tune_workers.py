@@ -136,3 +136,50 @@ def test_a_new_ray_session_starts_new_workers(ray_session):
     fresh = warm_workers(1)
     assert len(fresh) == 1 and fresh[0]._actor_id != old._actor_id
     assert ray.get(fresh[0].where.remote(), timeout=120)[1] > 0
+
+
+def test_the_first_wave_of_trial_actors_all_train(ray_session, make_spec, tmp_path):
+    # Tune gives a trial whose actor is still starting to an actor whose trial has just ended
+    # (and ends the starting one); warm workers finish tiny trials long before a second trial
+    # actor has started, so without the first wave waiting for it one actor took every trial
+    assert len(_pids(warm_workers(2))) == 2  # warm: trials train at once
+    s = sweep(
+        make_spec(train={"epochs": 1}, samples=4, max_concurrent=2, grace_period=1),
+        out=tmp_path / "s",
+        workers=True,
+    )
+    assert set(s.trials()["status"]) == {"TERMINATED"}
+    rows = _epochs(tmp_path / "s")
+    by_actor: dict[int, set[str]] = {}
+    for r in rows:
+        by_actor.setdefault(r["pid"], set()).add(r["trial_id"])
+    assert len(by_actor) == 2, f"trials by Tune's trial actor: {by_actor}"
+    assert len({r["trained_by"] for r in rows}) == 2
+
+
+def test_a_first_wave_trial_waits_for_the_other_actors_but_not_for_ever(ray_session, monkeypatch):
+    import threading
+    import uuid
+
+    from dltoolkit.tune import trainable
+    from dltoolkit.tune.trainable import TrialInputs, _arrive, _end_wave
+
+    worker = warm_workers(1)[:1]
+    monkeypatch.setattr(trainable, "WAVE_S", 120.0)
+    wave = TrialInputs(None, worker, uuid.uuid4().hex, together=2)
+    _arrive(wave)
+    ending = threading.Thread(target=_end_wave, args=(wave,), daemon=True)
+    ending.start()
+    ending.join(1.0)
+    assert ending.is_alive(), "the first trial of a wave of two ended before the second actor started"
+    _arrive(wave)  # the second trial actor has started
+    ending.join(60)
+    assert not ending.is_alive()
+
+    monkeypatch.setattr(trainable, "WAVE_S", 0.5)
+    alone = TrialInputs(None, worker, uuid.uuid4().hex, together=2)
+    _arrive(alone)
+    lonely = threading.Thread(target=_end_wave, args=(alone,), daemon=True)
+    lonely.start()
+    lonely.join(60)  # the second actor never starts (no CPU for it): the trial ends after WAVE_S
+    assert not lonely.is_alive()
