@@ -14,10 +14,12 @@ from typing import Any, Protocol
 from ray import tune
 
 LIVE: dict[str, Sink] = {}  # experiment folder -> the Sweep receiving its events
+FITTING: dict[int, Sink] = {}  # thread ident -> the Sweep whose Tuner.fit runs in that thread
 
 
 class Sink(Protocol):
     stop_requested: threading.Event
+    interrupt: threading.Event | None
 
     def _on_start(self, trial_id: str, config: dict[str, Any]) -> None: ...
     def _on_result(self, trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> None: ...
@@ -39,6 +41,36 @@ def start_ray(address: str | None) -> bool:
     else:
         ray.init(include_dashboard=False, log_to_driver=False)
     return True
+
+
+def catch_interrupts() -> None:
+    """Give each sweep the event with which Tune ends its run as on Ctrl-C (once per process).
+
+    Tune stops a run two ways. A stopper's ``stop_all`` ends every trial as finished, so a resumed
+    sweep would continue nothing. Ctrl-C (SIGINT) sets an event instead: Tune leaves its loop,
+    saves the experiment with the running trials unfinished, and ``Tuner.restore`` continues them
+    from their checkpoints. That event is made inside ``tune.run`` (``_setup_signal_catching``),
+    which installs the signal handler only in the main thread; this wraps the maker so that
+    :meth:`Sweep.stop` can set the event of its own run from any thread. Where a Ray version lacks
+    the maker, ``stop()`` falls back to ``stop_all``.
+    """
+    import ray.tune.tune as run_module
+
+    make = getattr(run_module, "_setup_signal_catching", None)
+    if make is None or getattr(make, "dltoolkit", False):
+        return
+
+    def setup_signal_catching() -> threading.Event:
+        event = make()
+        sink = FITTING.get(threading.get_ident())
+        if sink is not None:
+            sink.interrupt = event
+            if sink.stop_requested.is_set():  # stopped before Tune got here
+                event.set()
+        return event
+
+    setup_signal_catching.dltoolkit = True  # type: ignore[attr-defined]
+    run_module._setup_signal_catching = setup_signal_catching
 
 
 def error_text(path: str | None) -> str | None:
@@ -89,5 +121,5 @@ class StopFlag(tune.Stopper):
         return False
 
     def stop_all(self) -> bool:
-        sink = LIVE.get(self.key)
-        return bool(sink and sink.stop_requested.is_set())
+        sink = LIVE.get(self.key)  # only where Tune's interrupt event could not be reached
+        return bool(sink and sink.stop_requested.is_set() and sink.interrupt is None)

@@ -59,7 +59,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if live:
         live.metric = runner.plan.metric
         runner.subscribe(live)
-    runner.wait()
+    try:
+        runner.wait()  # Ctrl-C stops the sweep (Sweep.stop) and ends the command with 130
+    except KeyboardInterrupt:
+        print(f"stopped; continue it with: dltoolkit tune --resume {runner.out}", file=sys.stderr)
+        raise
     table = runner.trials()
     print(table.drop(columns=["error"] if table["error"].isna().all() else []).to_string(index=False))
     best = runner.best

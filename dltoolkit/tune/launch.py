@@ -219,10 +219,13 @@ def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]
             keep = [c for c in frame.columns if c.startswith(("train_", "val_")) or c in ("epoch", "lr")]
             rows = frame[keep].drop_duplicates("epoch", keep="last").to_dict("records")
         last = trial.last_result or {}
+        status = str(trial.status)
+        if runner.stopped and status in ("PENDING", "RUNNING", "PAUSED"):
+            status = "STOPPED"  # unfinished: resume() continues it
         records[trial.trial_id] = TrialRecord(
             trial.trial_id,
             user_config(trial.config, list(runner.plan.space)),
-            str(trial.status),
+            status,
             error_text(trial.error_file),
             rows,
             float(last.get("time_total_s", 0.0)),

@@ -29,7 +29,7 @@ class TrialRecord:
 
     trial_id: str
     config: dict[str, Any]
-    status: str = "PENDING"  # PENDING, RUNNING, TERMINATED, ERROR
+    status: str = "PENDING"  # PENDING, RUNNING, TERMINATED, ERROR; STOPPED: unfinished when stopped
     error: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
@@ -91,7 +91,7 @@ def curves_figure(records: list[TrialRecord], metric: str) -> Figure:
         if points:
             ax.plot(*zip(*points, strict=True), marker=".", label=rec.trial_id)
     ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch, every trial")
-    if len(records) <= 12:
+    if 0 < len(ax.lines) <= 12:
         ax.legend(fontsize="x-small")
     return fig
 

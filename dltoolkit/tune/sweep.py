@@ -93,6 +93,7 @@ class Sweep:
         self.preflight = None
         self.first_result_s: float | None = None
         self.stop_requested = threading.Event()
+        self.interrupt: threading.Event | None = None  # Tune's own stop event of this run (see _ray)
         self._launched = launched
         self._records: dict[str, TrialRecord] = {}
         self._subscribers: list[Callable[[Row], None]] = []
@@ -170,11 +171,16 @@ class Sweep:
         return self
 
     def stop(self, timeout: float = 120.0) -> Sweep:
-        """Stop every trial, keep what finished, and shut down the Ray this sweep started.
+        """Stop the sweep as Ctrl-C stops Tune: running trials end and stay unfinished (status
+        ``STOPPED``), finished results are kept, the outputs are written from what exists, and the
+        Ray this sweep started shuts down. ``resume(out)`` later continues the stopped trials from
+        their last checkpoints and runs the trials not yet begun.
 
         Safe from any thread (a notebook cell, a panel's button, a signal handler's thread).
         """
         self.stop_requested.set()
+        if self.interrupt is not None:
+            self.interrupt.set()
         if threading.get_ident() != self._runner:
             self._done.wait(timeout)
         self._shutdown_ray()
@@ -212,16 +218,38 @@ class Sweep:
         from dltoolkit.tune import _ray
 
         self._runner = threading.get_ident()
+        _ray.catch_interrupts()
+        _ray.FITTING[self._runner] = self
         try:
             tuner.fit()
             self._finish()
         except BaseException as e:  # noqa: BLE001 - handed to wait()
             self._error = e
         finally:
+            _ray.FITTING.pop(self._runner, None)
             _ray.LIVE.pop(str(self.experiment), None)
+            self._free_workers()
             if self.stop_requested.is_set():
                 self._shutdown_ray()
             self._done.set()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the sweep was stopped (``stop()``, or Ctrl-C where Tune caught it) before its end."""
+        return self.stop_requested.is_set() or (self.interrupt is not None and self.interrupt.is_set())
+
+    def _free_workers(self) -> None:
+        """Free the warm workers still training a trial of this sweep (a stopped sweep's trial
+        actors end without telling them), so that the next sweep finds them free."""
+        workers = getattr(self._inputs, "workers", None)
+        if not workers:
+            return
+        import ray
+
+        if ray.is_initialized():
+            for worker in workers:
+                for trial_id in list(self._records):
+                    worker.release.remote(trial_id)
 
     def _finish(self) -> None:
         from dltoolkit.tune.launch import load_records, save_best, save_outputs

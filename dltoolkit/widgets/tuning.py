@@ -109,7 +109,7 @@ class TuneController:
             self.status = "running"
             self._changed()
             self.sweep.wait()
-            self.status = "stopped" if self.sweep.stop_requested.is_set() else "done"
+            self.status = "stopped" if self.sweep.stopped else "done"
         except Exception as e:  # shown in the panel, never raised into the kernel
             self.status, self.error = "failed", explain(e)
         self._changed()

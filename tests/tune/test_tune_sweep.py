@@ -90,3 +90,35 @@ def test_a_trial_that_raises_or_goes_nan_is_recorded_and_the_sweep_goes_on(ray_s
     assert table.loc[(0.01, "cuda"), "status"] == "ERROR"
     assert "gpu" in table.loc[(0.01, "cuda"), "error"].lower()
     assert result.best["config"] == {"train.optimizer.lr": 0.01, "train.accelerator": "cpu"}
+
+
+def test_a_stopped_sweep_resumes_its_unfinished_trials(ray_session, make_spec, trace_dir, tmp_path):
+    from dltoolkit.tune import resume
+
+    def trace() -> list[tuple[str, int]]:
+        lines = (trace_dir / "trace.txt").read_text().splitlines()
+        return [(t, int(e)) for t, e in (line.split() for line in lines)]
+
+    epochs = 40
+    spec = make_spec(train={"epochs": epochs}, samples=3, max_concurrent=1)
+    third = threading.Event()
+    s = sweep(spec, out=tmp_path, background=True)
+    s.subscribe(lambda row: row["epoch"] >= 3 and third.set())
+    assert third.wait(300)
+    s.stop()
+    assert s.done and s.stopped
+    stopped = s.trials()
+    assert "STOPPED" in set(stopped["status"]), stopped
+    assert (stopped["epochs"] < epochs).all()
+    ids = set(stopped["trial_id"])
+    at_stop = [(t, e) for t, e in trace() if t in ids]
+    cut = {t for t, _ in at_stop}
+    assert cut
+
+    resumed = resume(tmp_path)
+    table = resumed.trials()
+    assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}
+    assert (table["epochs"] == epochs).all()
+    after = [(t, e) for t, e in trace() if t in set(table["trial_id"])][len(at_stop) :]
+    for trial in cut:  # went on from its last checkpoint, not from the start
+        assert min(e for t, e in after if t == trial) > 1, sorted(e for t, e in after if t == trial)
