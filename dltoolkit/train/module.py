@@ -18,7 +18,7 @@ from torch import nn
 
 from dltoolkit.errors import TrainingError
 from dltoolkit.spec import Spec
-from dltoolkit.train.losses import LOSSES, loss_name  # noqa: F401 - where they used to live
+from dltoolkit.train.losses import loss_name
 from dltoolkit.train.optim import make_optimizer, make_schedule
 
 

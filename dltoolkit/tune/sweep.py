@@ -246,10 +246,11 @@ class Sweep:
             return
         import ray
 
-        if ray.is_initialized():
+        with self._lock:
+            trials = list(self._records)
+        if ray.is_initialized() and trials:
             for worker in workers:
-                for trial_id in list(self._records):
-                    worker.release.remote(trial_id)
+                worker.release.remote(*trials)
 
     def _finish(self) -> None:
         from dltoolkit.tune.launch import load_records, save_best, save_outputs

@@ -192,10 +192,11 @@ class TrialWorker:
                 if job.thread is None or not job.thread.is_alive():
                     return job.epochs.get_nowait() if not job.epochs.empty() else ("end",)
 
-    def release(self, key: str) -> None:
-        """The relay is done with its trial (finished or stopped): end its training, free the worker."""
+    def release(self, *keys: str) -> None:
+        """The relay is done with its trial (finished or stopped): end its training, free the worker.
+        Any of several trials' keys may be given (a stopped sweep frees its trials' workers)."""
         job = self._job
-        if job is not None and job.key == key:
+        if job is not None and job.key in keys:
             job.abort.set()
 
     def where(self) -> tuple[str, int]:
