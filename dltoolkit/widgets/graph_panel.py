@@ -35,6 +35,7 @@ class GraphPanel(w.VBox):
         self._syncing = False
         self._editor_key: tuple | None = None
         self._fields: dict[str, Any] = {}
+        self._shows: list[str | None] = [None]
         self.message = MessageBox()
         self.template = labelled(w.Dropdown(options=TEMPLATES, description="Template"), "dlt-template")
         self.apply_button = labelled(w.Button(description="Apply template"), "dlt-apply-template")
@@ -77,13 +78,18 @@ class GraphPanel(w.VBox):
         self.selected = added[0] if added else self.selected
         self.refresh()
 
-    def _rename(self, new: str) -> None:
-        old = self.selected
-        if self._syncing or old is None or not new or new == old:
+    def _rename(self, old: str, new: str) -> None:
+        if self._syncing or not new or new == old:
             return
-        self.selected = new  # the editor stays on the renamed node (a refused name stays in the
-        if not self.builder.rename(old, new) and new not in [n["name"] for n in self.builder.nodes]:
-            self.selected = old  # draft, shown with its error, until fixed or undone)
+        follow = old == self.selected  # the editor stays on the renamed node (a refused name stays
+        if follow:  # in the draft, shown with its error, until fixed or undone)
+            self.selected = new
+        if (
+            not self.builder.rename(old, new)
+            and follow
+            and new not in [n["name"] for n in self.builder.nodes]
+        ):
+            self.selected = old
         self.refresh()
 
     def select(self, name: str) -> None:
@@ -128,6 +134,7 @@ class GraphPanel(w.VBox):
         key = (node["op"], tuple(_kind(a, node.get(a.name, a.default)) for a in attributes))
         if key != self._editor_key:
             self.editor.children, self._editor_key = self._editor(attributes), key
+        self._shows[0] = node["name"]
         self._syncing = True
         try:
             self._fields["name"].value = node["name"]
@@ -176,22 +183,25 @@ class GraphPanel(w.VBox):
         commit per keystroke rebuilt the panel, lost the focus after one letter and sent the next
         keys to JupyterLab's shortcuts.
         """
+        # the node these fields show; a field of an editor already replaced (typed into just before
+        # the browser received the new one) still commits to the node it showed
+        self._shows = shows = [self.selected]
         rename = labelled(w.Text(description="Name", continuous_update=False), "dlt-node-name")
-        rename.observe(lambda c: self._rename(c["new"].strip()), "value")
+        rename.observe(lambda c: self._rename(shows[0], c["new"].strip()), "value")
         op = labelled(w.Dropdown(options=LAYERS.names(), description="Op"), "dlt-node-op")
-        op.observe(lambda c: self._do(self.builder.set_op, self.selected, c["new"]), "value")
+        op.observe(lambda c: self._do(self.builder.set_op, shows[0], c["new"]), "value")
         inputs = labelled(
             w.Text(description="Inputs", placeholder="previous node", continuous_update=False),
             "dlt-node-inputs",
         )
-        inputs.observe(lambda c: self._do(self.builder.connect, self.selected, _names(c["new"])), "value")
+        inputs.observe(lambda c: self._do(self.builder.connect, shows[0], _names(c["new"])), "value")
         self._fields = {"name": rename, "op": op, "inputs": inputs}
-        return [rename, op, inputs] + [self._attr_row(a) for a in attributes]
+        return [rename, op, inputs] + [self._attr_row(a, shows) for a in attributes]
 
-    def _attr_row(self, attr: Attribute) -> w.Widget:
-        node = self.builder.node(self.selected)
+    def _attr_row(self, attr: Attribute, shows: list[str]) -> w.Widget:
+        node = self.builder.node(shows[0])
         control = _control(attr, node.get(attr.name, attr.default))
-        control.observe(lambda c: self._set_attr(self.selected, attr, c["new"]), "value")
+        control.observe(lambda c: self._set_attr(shows[0], attr, c["new"]), "value")
         tune = labelled(w.Checkbox(description="tune", indent=False), "dlt-tune")
         domain = labelled(
             w.Text(placeholder="{choice: [32, 64]}", layout=w.Layout(width="200px"), continuous_update=False),
@@ -201,7 +211,7 @@ class GraphPanel(w.VBox):
         def on_tune(_change: Any) -> None:
             if self._syncing:
                 return
-            name = self.selected
+            name = shows[0]
             if not tune.value:
                 self._do(self.builder.unmark_tunable, name, attr.name)
                 return

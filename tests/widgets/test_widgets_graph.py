@@ -140,3 +140,16 @@ def test_editor_text_fields_commit_on_enter_and_stay_in_place(digits_state):
     assert [n.name for n in digits_state.spec.graph.nodes] == ["wide", "act", "drop"]
     panel.undo_button.click()
     assert not panel.message.is_error and [n["name"] for n in panel.builder.nodes] == ["wide", "act", "drop"]
+
+
+def test_a_replaced_editor_commits_to_the_node_it_showed(digits_state):
+    """Typed into just before the browser got the next node's editor, a field still acts on the
+    node it showed (not on whichever node is selected when its commit arrives)."""
+    panel = GraphPanel(GraphBuilder(digits_state))
+    panel.select("hidden")
+    stale = panel._fields["name"]
+    panel.select("drop")  # another op: a new editor replaces the one above
+    assert panel._fields["name"] is not stale
+    stale.value = "wide"  # its blur commit arrives now
+    assert [n.name for n in digits_state.spec.graph.nodes] == ["wide", "act", "drop"]
+    assert panel.selected == "drop" and panel._fields["name"].value == "drop"
