@@ -58,6 +58,11 @@ class MessageBox(w.HTML):
         self.info("")
 
 
+def wrap() -> w.Layout:
+    """A row that wraps onto the next line when the page is too narrow (JupyterLab at 1024 px)."""
+    return w.Layout(flex_flow="row wrap", align_items="flex-start")
+
+
 def labelled(widget: w.Widget, cls: str) -> w.Widget:
     widget.add_class(cls)
     return widget

@@ -17,7 +17,7 @@ import ipywidgets as w
 import yaml
 
 from dltoolkit.graph import LAYERS
-from dltoolkit.widgets._common import MessageBox, image, labelled, table_html
+from dltoolkit.widgets._common import MessageBox, image, labelled, table_html, wrap
 from dltoolkit.widgets._state import SpecState
 from dltoolkit.widgets.graph_builder import TEMPLATES, Attribute, GraphBuilder, op_attributes
 
@@ -57,7 +57,10 @@ class GraphPanel(w.VBox):
             w.HBox([self.template, self.apply_button, self.undo_button]),
             w.HBox([self.new_op, self.new_name, self.add_button]),
             self.message,
-            w.HBox([w.VBox([self.node_list, self.editor]), w.VBox([self.total, self.summary, self.picture])]),
+            w.HBox(  # side by side where there is room, one above the other on a narrow page
+                [w.VBox([self.node_list, self.editor]), w.VBox([self.total, self.summary, self.picture])],
+                layout=wrap(),
+            ),
         ]
         builder.state.observe(lambda _spec: self.refresh())
         self.refresh()

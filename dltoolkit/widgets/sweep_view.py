@@ -20,7 +20,7 @@ from typing import Any
 import ipywidgets as w
 
 from dltoolkit.errors import DLToolkitError
-from dltoolkit.widgets._common import MessageBox, explain, image, labelled, table_html
+from dltoolkit.widgets._common import MessageBox, explain, image, labelled, table_html, wrap
 
 # what a state looks like in the status line (the text after it says more)
 STATES = ("idle", "starting", "running", "stopping", "stopped", "done", "failed")
@@ -68,7 +68,7 @@ class SweepView(w.VBox):
             self.message,
             self.trials,
             self.best,
-            w.HBox([self.curves, w.VBox([self.parallel, self.importance])]),
+            w.HBox([self.curves, w.VBox([self.parallel, self.importance])], layout=wrap()),
         ]
         self._final_for: Any = None
         self._dirty = threading.Event()
@@ -103,12 +103,13 @@ class SweepView(w.VBox):
     def draw(self, sweep: Any, state: str, text: str) -> None:
         """Show ``state`` and ``text``; with a sweep, its folder, table and curves (and, once it has
         ended, the best configuration and the end-of-sweep plots, drawn once)."""
-        shown = html.escape(
-            text if state in ("failed", "starting") else f"{state} · {text}" if text else state
-        )
-        self.status.value = f'<span class="dlt-tune-status-{state}">{shown}</span>'
-        if state == "failed":
+        if state == "failed":  # the reason goes in the message box, once
             self.message.error(text)
+            text = ""
+        elif self.message.is_error:  # an error of an earlier state no longer holds
+            self.message.clear()
+        shown = html.escape(text if state == "starting" else f"{state} · {text}" if text else state)
+        self.status.value = f'<span class="dlt-tune-status-{state}">{shown}</span>'
         if sweep is None:
             return
         self.folder.value = (

@@ -26,7 +26,7 @@ from pytorch_lightning.callbacks import Callback
 
 from dltoolkit.api import Run
 from dltoolkit.errors import DLToolkitError
-from dltoolkit.widgets._common import MessageBox, explain, image, labelled
+from dltoolkit.widgets._common import MessageBox, explain, image, labelled, wrap
 from dltoolkit.widgets._state import SpecState
 
 
@@ -194,7 +194,7 @@ class TrainPanel(w.VBox):
             w.HBox([w.VBox(fields[:4]), w.VBox(fields[4:])]),
             w.HBox([self.train_button, self.stop_button, self.progress, self.status]),
             self.message,
-            w.HBox([self.curves, self.epoch_table]),
+            w.HBox([self.curves, self.epoch_table], layout=wrap()),
         ]
         c.state.observe(lambda _spec: self._sync())
         self._buttons()
