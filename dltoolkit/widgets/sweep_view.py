@@ -58,6 +58,11 @@ class SweepView(w.VBox):
         self.status = labelled(w.HTML(), "dlt-tune-status")
         self.folder = labelled(w.HTML(), "dlt-sweep-folder")
         self.trials = labelled(w.HTML(layout=w.Layout(max_width="100%", overflow="auto")), "dlt-trials")
+        self.sort = labelled(
+            w.Dropdown(options=["best first"], value="best first", description="Sort by"), "dlt-trials-sort"
+        )
+        self.sort.observe(lambda _c: self._draw_table(), "value")
+        self._sweep: Any = None
         self.best = labelled(w.HTML(), "dlt-best")
         self.curves, self.parallel, self.importance = (
             image(f"dlt-tune-{k}") for k in ("curves", "parallel", "importance")
@@ -65,6 +70,7 @@ class SweepView(w.VBox):
         self.children = [
             self.status,
             self.folder,
+            self.sort,
             self.message,
             self.trials,
             self.best,
@@ -116,13 +122,34 @@ class SweepView(w.VBox):
             f'<span class="dlt-sweep-folder-path" style="color:#444">folder: <code>'
             f"{html.escape(str(sweep.out))}</code></span>"
         )
-        table = sweep.trials()
+        self._sweep = sweep
+        table = self._draw_table()
         if len(table):
-            self.trials.value = table_html(table.drop(columns=_empty(table)), "dlt-table dlt-trials-table")
             self.curves.show(sweep.plot_curves())
         if state in ("done", "stopped") and self._final_for is not sweep and len(table):
             self._final_for = sweep
             self._final(sweep)
+
+    def _draw_table(self) -> Any:
+        """The trial table, sorted as the Sort by menu says (best first by default), without columns
+        that hold nothing; returns the unsorted table."""
+        if self._sweep is None:
+            return None
+        table = self._sweep.trials()
+        if not len(table):
+            return table
+        shown = table.drop(columns=_empty(table))
+        options = ["best first", *shown.columns]
+        if list(self.sort.options) != options:
+            self.sort.options = options  # keeps the value when it is still a column
+        key = self.sort.value or "best first"
+        best = f"best_{self._sweep.plan.metric}"
+        if key == "best first" and best in shown:
+            shown = shown.sort_values(best, ascending=self._sweep.plan.mode == "min", na_position="last")
+        elif key in shown:
+            shown = shown.sort_values(key, ascending=True, na_position="last", kind="stable")
+        self.trials.value = table_html(shown, "dlt-table dlt-trials-table")
+        return table
 
     def _final(self, sweep: Any) -> None:
         best = sweep.best

@@ -1,3 +1,4 @@
+import re
 import threading
 
 import pytest
@@ -111,6 +112,14 @@ def test_stop_then_resume_from_the_panel_continues_the_same_sweep(wine_state, tm
     panel.best_button.click()
     assert wine_state.spec.get_value("train.optimizer.lr") == pytest.approx(best["train.optimizer.lr"])
     assert "None" not in panel.trials.value  # empty columns (no error) are left out, not shown as None
+
+    def first_row() -> str:  # the first cell of the table's body: a trial id
+        return re.search(r"<tbody>\s*<tr>\s*<td>([^<]*)</td>", panel.trials.value).group(1)
+
+    assert first_row() == c.sweep.best["trial_id"]  # best first by default
+    assert "seconds" in panel.view.sort.options and "error" not in panel.view.sort.options
+    panel.view.sort.value = "seconds"
+    assert first_row() == table.sort_values("seconds").iloc[0]["trial_id"]
 
 
 def test_resume_is_refused_before_any_sweep(wine_state, tmp_path):
