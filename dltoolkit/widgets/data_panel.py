@@ -69,15 +69,15 @@ class DataController:
     def load(self, kind: str, value: Any) -> pd.DataFrame:
         """Load a bundled dataset (``"dataset"``), a CSV file (``"csv"``) or a kernel DataFrame."""
         if kind == "dataset":
-            frame, source, data = DATASETS.get(value)({}), value, None
+            frame, source, data, name = DATASETS.get(value)({}), value, None, str(value)
         elif kind == "csv":
-            frame, source, data = self._csv(str(value)), str(value), None
+            frame, source, data, name = self._csv(str(value)), str(value), None, Path(str(value)).stem
         elif kind == "dataframe":
             frame, source = self._dataframe(value), "frame"
-            data = frame
+            data, name = frame, value if isinstance(value, str) else "frame"
         else:
             raise DataError(message("Unknown data source kind", kind, f"one of {list(SOURCES)}"))
-        self._switch(frame, source, data)
+        self._switch(frame, source, data, name)
         return frame
 
     def _csv(self, path: str) -> pd.DataFrame:
@@ -115,13 +115,15 @@ class DataController:
         space = self.namespace if self.namespace is not None else _user_namespace()
         return sorted(k for k, v in space.items() if isinstance(v, pd.DataFrame) and not k.startswith("_"))
 
-    def _switch(self, frame: pd.DataFrame, source: str, data: Any) -> None:
+    def _switch(self, frame: pd.DataFrame, source: str, data: Any, name: str) -> None:
+        """Make ``frame`` the data; the spec's name follows it (runs and sweeps are named after it)."""
         target = self.state.spec.task.target
         self.guessed = None
         if target not in frame.columns:
             target, named = guess_target(frame)
             self.guessed = None if named else target
         spec = self.state.spec.to_dict()
+        spec["name"] = name
         spec["data"] |= {"source": source, "features": None, "categorical": None, "options": {}}
         text = spec["preprocess"].get("text")
         keep_text = text is not None and text.get("column") in frame.columns
