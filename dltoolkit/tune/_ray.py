@@ -58,10 +58,23 @@ def _init(address: str | None) -> None:
     if ray.is_initialized():  # another thread got here first
         return
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
-    if address:
-        ray.init(address=address, **quiet)
-    else:
-        ray.init(include_dashboard=False, **quiet)
+    # Ray's start-up notices (token authentication is on; no SIGTERM handler outside the main
+    # thread) are not the user's business in a notebook cell or a CLI run
+    noisy = [
+        logging.getLogger(n)
+        for n in ("ray._private.authentication.authentication_token_setup", "ray._private.worker")
+    ]
+    levels = [log.level for log in noisy]
+    for log in noisy:
+        log.setLevel(logging.ERROR)
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(include_dashboard=False, **quiet)
+    finally:
+        for log, level in zip(noisy, levels, strict=True):
+            log.setLevel(level)
 
 
 _OWNER: ThreadPoolExecutor | None = None
