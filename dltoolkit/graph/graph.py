@@ -287,24 +287,50 @@ class Graph:
         return next(n for n in self.nodes if n.name == name)
 
     @property
+    def unused(self) -> list[str]:
+        """Nodes whose output never reaches the graph's output (a dead branch): they are left out of
+        the compiled model, the parameter and FLOP totals, and trained by nobody."""
+        needed, wanted = set(), [self.output]
+        inputs = {n.name: n.inputs for n in self.nodes if n.name != "head" or self._head is None}
+        while wanted:
+            name = wanted.pop()
+            if name not in needed and name in inputs:
+                needed.add(name)
+                wanted.extend(inputs[name])
+        return [n for n in inputs if n not in needed]
+
+    def _used(self) -> list[NodeInfo]:
+        dead = set(self.unused)
+        return [n for n in self.nodes if n.name not in dead or (n.name == "head" and self._head is not None)]
+
+    @property
     def total_params(self) -> int:
-        return sum(n.params for n in self.nodes)
+        """Parameters of the nodes that feed the output (an unused node's are not counted)."""
+        return sum(n.params for n in self._used())
 
     @property
     def total_flops(self) -> int:
         """Multiply-accumulates counted as 2 FLOPs, per sample, from torch's FlopCounterMode."""
-        return sum(n.flops for n in self.nodes)
+        return sum(n.flops for n in self._used())
 
     def compile(self) -> GraphModule:
-        """A fresh ``nn.Module`` (new weights each call) for this graph."""
+        """A fresh ``nn.Module`` (new weights each call) for this graph, without unused nodes."""
         clone = Graph(self.spec, self.input_shape, self.input_dtype, self.n_outputs, self.ctx)
-        wiring = [(n.name, n.inputs) for n in clone.nodes if n.name != "head" or clone._head is None]
-        return GraphModule(clone._layers, wiring, clone.output, clone._head)
+        dead = set(clone.unused)
+        wiring = [
+            (n.name, n.inputs)
+            for n in clone.nodes
+            if (n.name != "head" or clone._head is None) and n.name not in dead
+        ]
+        layers = {name: layer for name, layer in clone._layers.items() if name not in dead}
+        return GraphModule(layers, wiring, clone.output, clone._head)
 
     def summary(self):
-        """A pandas table: one row per node (shapes, parameters, FLOPs) and a total row."""
+        """A pandas table: one row per node (shapes, parameters, FLOPs, a note on unused nodes) and
+        a total row (the nodes that feed the output)."""
         import pandas as pd
 
+        dead = set(self.unused)
         rows = [
             {
                 "node": n.name,
@@ -313,6 +339,7 @@ class Graph:
                 "output_shape": str(n.out_shape),
                 "params": n.params,
                 "flops": n.flops,
+                "note": "unused" if n.name in dead else "",
             }
             for n in self.nodes
         ]
@@ -324,6 +351,7 @@ class Graph:
                 "output_shape": str(self.output_shape),
                 "params": self.total_params,
                 "flops": self.total_flops,
+                "note": f"{len(dead)} unused node(s) not counted" if dead else "",
             }
         )
         return pd.DataFrame(rows)

@@ -17,9 +17,11 @@ import ipywidgets as w
 import yaml
 
 from dltoolkit.graph import LAYERS
-from dltoolkit.widgets._common import MessageBox, image, labelled, table_html, wrap
+from dltoolkit.graph.layers import MERGES
+from dltoolkit.widgets._common import MessageBox, labelled, table_html, wrap
 from dltoolkit.widgets._state import SpecState
 from dltoolkit.widgets.graph_builder import TEMPLATES, Attribute, GraphBuilder, op_attributes
+from dltoolkit.widgets.graph_canvas import GraphCanvas
 
 _CONTROLS = {"int": w.IntText, "float": w.FloatText, "bool": w.Checkbox, "str": w.Text}
 
@@ -49,7 +51,10 @@ class GraphPanel(w.VBox):
         self.editor = labelled(w.VBox(), "dlt-node-editor")
         self.summary = labelled(w.HTML(), "dlt-graph-summary")
         self.total = labelled(w.HTML(), "dlt-graph-total")
-        self.picture = image("dlt-graph-picture")
+        self.canvas = GraphCanvas()  # the main view: click, drag to connect, Delete to remove
+        self.canvas.observe(lambda c: self._pick(c["new"]), "selected")
+        self.canvas.on_connect.append(self._connect)
+        self.canvas.on_delete.append(lambda name: self._do(builder.remove_node, name))
         self.apply_button.on_click(lambda _: self._do(builder.apply_template, self.template.value))
         self.undo_button.on_click(lambda _: self._do(builder.undo))
         self.add_button.on_click(lambda _: self._add())
@@ -58,7 +63,7 @@ class GraphPanel(w.VBox):
             w.HBox([self.new_op, self.new_name, self.add_button]),
             self.message,
             w.HBox(  # side by side where there is room, one above the other on a narrow page
-                [w.VBox([self.node_list, self.editor]), w.VBox([self.total, self.summary, self.picture])],
+                [w.VBox([self.canvas, self.total]), w.VBox([self.node_list, self.editor, self.summary])],
                 layout=wrap(),
             ),
         ]
@@ -99,12 +104,36 @@ class GraphPanel(w.VBox):
         self.selected = name
         self.refresh()
 
+    def _pick(self, name: str) -> None:
+        """A click on the canvas selects that node in the editor."""
+        if name and name != self.selected and name in [n["name"] for n in self.builder.nodes]:
+            self.select(name)
+
+    def _connect(self, source: str, target: str) -> None:
+        """An edge dragged from ``source`` onto ``target``: a merge node (add, concat) takes one more
+        input; any other node reads ``source`` instead of what it read before."""
+        node = self.builder.node(target)
+        if node["op"] in MERGES:
+            names = [n["name"] for n in self.builder.nodes]
+            before = node.get("inputs") or [(["input"] + names)[names.index(target)]]
+            inputs = before if source in before else [*before, source]
+        else:
+            inputs = [source]
+        self.selected = target
+        self._do(self.builder.connect, target, inputs)
+
     # ------------------------------------------------------------------ drawing
     def refresh(self) -> None:
         b = self.builder
+        dead = b.graph.unused if b.graph is not None else []
         if b.error:
             self.message.error(
                 f"{b.error}\nThe live spec is still the last valid one; edit again or press Undo."
+            )
+        elif dead:
+            self.message.info(
+                f"Unused: {', '.join(dead)}: no path leads from it to the output, so it is not trained and "
+                "not counted. Connect it (drag from it onto a node) or remove it."
             )
         else:
             self.message.clear()
@@ -121,7 +150,8 @@ class GraphPanel(w.VBox):
                 f'<span class="dlt-total-flops">{int(total["flops"]):,}</span> FLOPs per sample</b>'
             )
             self.summary.value = table_html(table, "dlt-table dlt-summary-table")
-            self.picture.show(b.figure())
+        self.canvas.show(b.graph, b.error_node)
+        self.canvas.selected = self.selected or ""
 
     def _draw_editor(self) -> None:
         """Build the editor when the op (so the fields) changes; otherwise update it in place, so a

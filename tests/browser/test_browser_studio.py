@@ -75,7 +75,14 @@ def test_graph_width_edit_changes_the_parameter_count(page, screenshots):
         "() => document.querySelector('.dlt-graph-panel .dlt-total-params').textContent !== '9,610'"
     )
     assert total.inner_text() == "1,210"  # 64*16+16 + 16*10+10
-    assert page.locator(".dlt-graph-picture img, img.dlt-graph-picture").count() >= 1
+    nodes = page.locator(".dlt-graph-canvas .dlt-canvas-node")
+    assert nodes.count() == 5  # input, hidden, act, drop, head: the canvas is the main view
+    assert "(16,)" in page.locator(".dlt-graph-canvas").inner_text()  # edges carry the new shape
+    page.locator(".dlt-graph-canvas .dlt-canvas-node[data-name='act']").click()  # select by the picture
+    page.wait_for_function(
+        "() => document.querySelector('.dlt-graph-panel .dlt-node-name input').value === 'act'"
+    )
+    assert page.locator(".dlt-canvas-selected[data-name='act']").count() == 1
     _shots(page, screenshots, "2-graph-builder")
 
 

@@ -217,3 +217,22 @@ def test_draw_returns_a_figure_with_shapes(tmp_path):
     fig.savefig(tmp_path / "g.png")
     assert (tmp_path / "g.png").stat().st_size > 1000
     assert "parameters" in g._repr_html_()
+
+
+def test_unused_nodes_are_reported_and_left_out_of_totals_and_the_model():
+    nodes = [
+        {"name": "h", "op": "linear", "units": 16},
+        {"name": "side", "op": "linear", "units": 32, "inputs": ["input"]},  # feeds nothing
+        {"name": "c", "op": "relu", "inputs": ["h"]},
+    ]
+    g = graph(nodes)
+    assert g.unused == ["side"]
+    ref = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    assert g.total_params == sum(p.numel() for p in ref.parameters())  # side's 288 are not counted
+    summary = g.summary().set_index("node")
+    assert summary.loc["side", "note"] == "unused" and summary.loc["side", "params"] == 8 * 32 + 32
+    assert "1 unused" in summary.loc["total", "note"]
+    model = g.compile()
+    assert "side" not in model.layers and sum(p.numel() for p in model.parameters()) == g.total_params
+    assert model(torch.randn(4, 8)).shape == (4, 3)
+    assert graph(nodes[:1] + nodes[2:]).unused == []

@@ -18,11 +18,12 @@ def test_attributes_come_from_the_layer_signature():
 def test_width_edit_updates_spec_table_total_and_picture(digits_state):
     panel = GraphPanel(GraphBuilder(digits_state))
     panel.select("hidden")
-    before, picture = _params(panel), panel.picture.value
+    before, edges = _params(panel), panel.canvas.edges
     panel.attr_control("units").value = 16
     assert digits_state.spec.graph.nodes[0].units == 16
     assert _params(panel) == 64 * 16 + 16 + 16 * 10 + 10 < before
-    assert "1,210" in panel.total.value and panel.picture.value != picture
+    assert "1,210" in panel.total.value and panel.canvas.edges != edges
+    assert {"source": "hidden", "target": "act", "shape": "(16,)"} in panel.canvas.edges
     assert "dlt-summary-table" in panel.summary.value
 
 
@@ -153,3 +154,41 @@ def test_a_replaced_editor_commits_to_the_node_it_showed(digits_state):
     stale.value = "wide"  # its blur commit arrives now
     assert [n.name for n in digits_state.spec.graph.nodes] == ["wide", "act", "drop"]
     assert panel.selected == "drop" and panel._fields["name"].value == "drop"
+
+
+def _send(canvas, **content):
+    """What the browser's canvas sends (a custom widget message), delivered as ipywidgets does."""
+    canvas._handle_custom_msg(content, [])
+
+
+def test_canvas_click_drag_and_delete_edit_the_graph(digits_state):
+    panel = GraphPanel(GraphBuilder(digits_state))
+    canvas = panel.canvas
+    names = [n["name"] for n in canvas.nodes]
+    assert names == ["input", "hidden", "act", "drop", "head"]
+    hidden = next(n for n in canvas.nodes if n["name"] == "hidden")
+    assert hidden["params"] == "8,320 params" and hidden["op"] == "linear" and hidden["y"] == 1
+    assert {"source": "input", "target": "hidden", "shape": "(64,)"} in canvas.edges
+    canvas.selected = "act"  # a click on the node
+    assert panel.selected == "act" and panel._fields["name"].value == "act"
+    assert panel.builder.add_node("linear", name="side", after="hidden", units=8)
+    _send(canvas, type="connect", source="hidden", target="side")  # dragged from hidden onto side
+    assert digits_state.spec.graph.nodes[1].inputs == ["hidden"] and panel.selected == "side"
+    assert not any(n["unused"] for n in canvas.nodes)  # act reads side (its previous node)
+    _send(canvas, type="connect", source="hidden", target="act")  # act now reads hidden
+    assert digits_state.spec.graph.nodes[2].inputs == ["hidden"]
+    assert [n["name"] for n in canvas.nodes if n["unused"]] == ["side"]  # nothing reads side: greyed
+    assert "Unused: side" in panel.message.text and not panel.message.is_error
+    assert "unused" in panel.summary.value
+    _send(canvas, type="delete", name="side")  # Delete on the selected node
+    assert [n.name for n in digits_state.spec.graph.nodes] == ["hidden", "act", "drop"]
+    assert not any(n["unused"] for n in canvas.nodes) and not panel.message.text
+
+
+def test_canvas_connects_one_more_input_to_a_merge_node(digits_state):
+    panel = GraphPanel(GraphBuilder(digits_state))
+    assert panel.builder.add_node("concat", name="both", after="act", inputs=["act", "input"]), (
+        panel.builder.error
+    )
+    _send(panel.canvas, type="connect", source="hidden", target="both")
+    assert digits_state.spec.graph.nodes[2].inputs == ["act", "input", "hidden"]  # one more input
