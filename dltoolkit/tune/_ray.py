@@ -71,7 +71,15 @@ def _init(address: str | None) -> None:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(include_dashboard=False, **quiet)
+            try:
+                ray.init(include_dashboard=False, **quiet)
+            except Exception as e:  # noqa: BLE001 - Ray raises a bare Exception for this one
+                if "timed out during startup" not in str(e):
+                    raise
+                # Ray gives its raylet a fixed 30 s to register; on a busy machine that is not
+                # always enough. A second start usually is (the first warmed the file cache).
+                ray.shutdown()
+                ray.init(include_dashboard=False, **quiet)
     finally:
         for log, level in zip(noisy, levels, strict=True):
             log.setLevel(level)
