@@ -40,7 +40,7 @@ from dltoolkit.bundle import Predictor, graph_for
 from dltoolkit.data import Preprocessor, make_augment
 from dltoolkit.errors import DLToolkitError, SpecError, TrainingError, message
 from dltoolkit.spec import Spec
-from dltoolkit.train.fit import History, TensorBatches, make_trainer
+from dltoolkit.train.fit import History, TensorBatches, make_trainer, module_options
 from dltoolkit.train.module import TaskModule
 from dltoolkit.tune._ray import start_ray
 
@@ -174,6 +174,7 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
         "spec": checked.spec.to_yaml(),
         "preprocessor": d.preprocessor.to_state(),
         "n_outputs": d.n_outputs,
+        "module": module_options(d),
         "data": tensors,
     }
     trainer = TorchTrainer(
@@ -281,6 +282,7 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         graph.n_outputs or 1,
         math.ceil(len(x) / spec.train.batch_size),
         make_augment(spec.preprocess.augment, graph.input_shape),
+        **config["module"],
     )
     chunk = spec.train.batch_size * spec.train.steps_per_execution
     train = TensorBatches(x, y, chunk, shuffle=True, seed=spec.train.seed)
