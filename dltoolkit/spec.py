@@ -81,7 +81,12 @@ class SplitSpec(_Section):
 
 class DataSpec(_Section):
     source: str  # a bundled dataset name, a CSV path, or "frame" for data passed in the API
-    features: list[str] | None = None  # columns to use; default: every column but the target
+    # the feature columns, in order; default: every column but the target. Numeric columns are
+    # scaled, non-numeric ones one-hot encoded, date/time columns (a datetime dtype, or text such
+    # as 2021-03-04 in one format) expanded into calendar features (year; month, weekday, day of
+    # year and time of day as sin/cos pairs)
+    features: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)  # columns to leave out (IDs, leaks of the target)
     categorical: list[str] | None = None  # columns to treat as categories; default: non-numeric ones
     split: SplitSpec = Field(default_factory=SplitSpec)
     options: dict[str, Any] = Field(default_factory=dict)  # arguments of a bundled generator

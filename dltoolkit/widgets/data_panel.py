@@ -119,7 +119,13 @@ class DataController:
         if target not in frame.columns:
             target = "target" if "target" in frame.columns else str(frame.columns[-1])
         spec = self.state.spec.to_dict()
-        spec["data"] |= {"source": source, "features": None, "categorical": None, "options": {}}
+        spec["data"] |= {
+            "source": source,
+            "features": None,
+            "exclude": [],
+            "categorical": None,
+            "options": {},
+        }
         text = spec["preprocess"].get("text")
         keep_text = text is not None and text.get("column") in frame.columns
         spec["preprocess"] |= {"columns": {}, "shape": None, "text": text if keep_text else None}
