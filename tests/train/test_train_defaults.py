@@ -54,3 +54,17 @@ def test_the_report_says_when_training_ended_while_still_improving(tmp_path):
     assert "still improving" in (tmp_path / "run" / "report.html").read_text()
     info = json.loads((tmp_path / "run" / "model" / "bundle.json").read_text())
     assert info["still_improving"] is True and info["stopped_early"] is False and info["epochs"] == 4
+
+
+def test_the_command_line_prints_the_warnings(tmp_path, capsys):
+    from dltoolkit.cli import main
+
+    path = tmp_path / "data.csv"
+    _table(200).to_csv(path, index=False)
+    spec = _spec(epochs=3, early_stopping=None).with_values({"data.source": str(path)})
+    spec.save(tmp_path / "spec.yaml")
+    assert main(["run", str(tmp_path / "spec.yaml"), "--quiet", "--out", str(tmp_path / "run")]) == 0
+    assert (
+        "warning: Training ended at epoch 3 of 3 while val_loss was still improving"
+        in capsys.readouterr().out
+    )
