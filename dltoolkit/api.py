@@ -166,8 +166,7 @@ def run(
     predictor = Predictor(spec, d.preprocessor, d.target, result.model)
     metrics, y_true, shown = test_metrics(predictor, d)
     notes = [*d.preprocessor.warnings_, *result.warnings()]  # the data's and the training's
-    if notes:
-        metrics["warnings"] = [*metrics.get("warnings", []), *notes]
+    metrics["warnings"] = [*metrics.get("warnings", []), *notes]
     seconds = time.perf_counter() - started
     files = _write_outputs(
         out,

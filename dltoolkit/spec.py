@@ -34,7 +34,10 @@ class TaskSpec(_Section):
     kind: Literal["binary", "multiclass", "regression"]  # what is predicted
     target: str = "target"  # name of the target column
     metrics: list[str] = Field(default_factory=list)  # extra metrics to report (all standard ones are)
-    monitor: str | None = None  # metric picking the best checkpoint; default val_acc / val_loss
+    # metric picking the best checkpoint and watched by early stopping; default val_loss. Any
+    # logged one: val_loss, val_acc, val_f1, val_precision, val_recall, val_roc_auc (classes);
+    # val_mse, val_rmse, val_mae, val_r2 (regression, in the target's units)
+    monitor: str | None = None
     class_names: list[str] | None = None  # display names of the classes, in label order
     # loss weight per class: "balanced" (n_rows / (n_classes * rows of the class), from the
     # training split) or {label: weight} (labels as in the target column; others weigh 1)

@@ -29,9 +29,9 @@ def evaluate(kind: str, y_true: np.ndarray, output: np.ndarray, classes: list[st
         Classification: ``accuracy`` (fraction correct) and macro ``precision``, ``recall``,
         ``f1``; ``roc_auc`` (binary AUC, or macro one-vs-rest AUC over the classes present in
         y_true; None if y_true holds one class only); ``per_class``; ``confusion_matrix`` (rows
-        true, columns predicted); ``n``; ``warnings`` (only when a class of y_true is never
-        predicted: one sentence per such class). Regression: ``mse``, ``rmse``, ``mae``, ``r2`` (None for
-        a single row), ``n``. Every number is a plain Python float or int.
+        true, columns predicted); ``n``. Regression: ``mse``, ``rmse``, ``mae``, ``r2`` (None for
+        a single row), ``n``. Both: ``warnings``, a list of sentences (classification: one per
+        class of y_true that is never predicted). Every number is a plain Python float or int.
 
     Raises:
         DataError: unknown kind, mismatched lengths, wrong shapes, non-finite values.
@@ -56,9 +56,7 @@ def _classification(kind: str, y: np.ndarray, proba: np.ndarray, classes: list[s
     out["per_class"] = _per_class(preds, target, classes)
     out["confusion_matrix"] = tmc.multiclass_confusion_matrix(preds, target, num_classes=k).tolist()
     out["n"] = len(y)
-    unseen = never_predicted(out["confusion_matrix"], classes)
-    if unseen:
-        out["warnings"] = unseen
+    out["warnings"] = never_predicted(out["confusion_matrix"], classes)
     return out
 
 
@@ -143,6 +141,7 @@ def _regression(y: np.ndarray, pred: np.ndarray) -> dict:
 
     out: dict[str, Any] = dict(regression_scores(torch.from_numpy(y), torch.from_numpy(pred)))
     out["n"] = len(y)
+    out["warnings"] = []
     return out
 
 
