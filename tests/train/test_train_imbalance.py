@@ -91,3 +91,16 @@ def test_balanced_weights_make_the_rare_class_predicted_and_the_report_warns_oth
     weighted = api.run(_spec(weights="balanced", epochs=20), _rare(), out=tmp_path / "weighted", plots=False)
     assert weighted.metrics["per_class"]["yes"]["recall"] > 0.5
     assert not any("never predicted" in w for w in weighted.metrics.get("warnings", []))
+
+
+def test_weights_keyed_by_numeric_labels_in_yaml_round_trip():
+    text = """
+task: {kind: binary, target: y, class_weights: {0: 1, 1: 2.5}}
+data: {source: frame}
+graph: {nodes: []}
+"""
+    spec = Spec.from_yaml(text)
+    assert spec.task.class_weights == {"0": 1.0, "1": 2.5}
+    assert Spec.from_yaml(spec.to_yaml()) == spec
+    frame = _rare().assign(y=lambda f: (f["y"] == "yes").astype(int))
+    assert prepare(spec, frame).class_weights == [1.0, 2.5]
