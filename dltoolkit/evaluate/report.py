@@ -121,11 +121,18 @@ def _metrics_html(metrics: dict) -> str:
     return "\n".join(parts)
 
 
+HISTORY_NOTE = (
+    "val_* metrics are the test metrics of the same name on the validation split, in the target's "
+    "units; train_loss and val_loss are in the units the model trains in (a standardised target "
+    "for regression); train_* values are averages over the epoch's training batches."
+)
+
+
 def _history_html(history: pd.DataFrame) -> str:
     shown = history.tail(HISTORY_ROWS)
-    note = ""
+    note = f'<p class="note">{_esc(HISTORY_NOTE)}</p>\n'
     if len(history) > HISTORY_ROWS:
-        note = f'<p class="note">Last {HISTORY_ROWS} of {len(history)} rows.</p>\n'
+        note += f'<p class="note">Last {HISTORY_ROWS} of {len(history)} rows.</p>\n'
     rows = (list(row) for row in shown.itertuples(index=False))
     return note + _table(shown.columns, rows)
 

@@ -10,7 +10,8 @@ test ``accuracy``; ``val_precision``, ``val_recall``, ``val_f1`` are macro avera
 classes and ``val_roc_auc`` is the test ``roc_auc``; ``val_mse``, ``val_rmse``, ``val_mae``,
 ``val_r2`` are in the target's own units (predictions and targets mapped back from the scaled
 units the model is trained in). ``train_loss`` and ``val_loss`` are the training loss, in those
-scaled units for regression (and with the class weights, when set).
+scaled units for regression (and with the class weights, when set); ``train_loss`` and
+``train_acc`` average over the epoch's training batches while the weights change.
 """
 
 from __future__ import annotations
