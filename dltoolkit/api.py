@@ -165,6 +165,8 @@ def run(
     d = checked.data
     predictor = Predictor(spec, d.preprocessor, d.target, result.model)
     metrics, y_true, shown = test_metrics(predictor, d)
+    notes = [*d.preprocessor.warnings_, *result.warnings()]  # the data's and the training's
+    metrics["warnings"] = [*metrics.get("warnings", []), *notes]
     seconds = time.perf_counter() - started
     files = _write_outputs(
         out,
@@ -181,6 +183,7 @@ def run(
             "best_epoch": result.best_epoch,
             "monitor": result.monitor,
             "best_score": result.best_score,
+            **result.info(),
         },
     )
     shutil.rmtree(out / ".work", ignore_errors=True)

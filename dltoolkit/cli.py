@@ -48,6 +48,8 @@ def _print_metrics(metrics: dict) -> None:
     for key, value in metrics.items():
         if isinstance(value, float):
             print(f"  {key:>10}: {value:.4f}")
+    for text in metrics.get("warnings", []):
+        print(f"  warning: {text}")
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:

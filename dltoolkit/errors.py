@@ -33,6 +33,10 @@ class TrainingError(DLToolkitError, RuntimeError):
     """Training stopped because something went wrong (e.g. a NaN loss)."""
 
 
+class DataWarning(UserWarning):
+    """The data can be used but probably not as meant (an ID-like column, too many categories)."""
+
+
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """Return the registered name closest to ``name``, or None."""
     matches = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dltoolkit.errors import SpecError, closest, message
 
@@ -34,8 +34,29 @@ class TaskSpec(_Section):
     kind: Literal["binary", "multiclass", "regression"]  # what is predicted
     target: str = "target"  # name of the target column
     metrics: list[str] = Field(default_factory=list)  # extra metrics to report (all standard ones are)
-    monitor: str | None = None  # metric picking the best checkpoint; default val_acc / val_loss
+    # metric picking the best checkpoint and watched by early stopping; default val_loss. Any
+    # logged one: val_loss, val_acc, val_f1, val_precision, val_recall, val_roc_auc (classes);
+    # val_mse, val_rmse, val_mae, val_r2 (regression, in the target's units)
+    monitor: str | None = None
     class_names: list[str] | None = None  # display names of the classes, in label order
+    # loss weight per class: "balanced" (n_rows / (n_classes * rows of the class), from the
+    # training split) or {label: weight} (labels as in the target column; others weigh 1)
+    class_weights: Literal["balanced"] | dict[str, float] | None = None
+
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _label_keys(cls, value: Any) -> Any:
+        # YAML reads the labels 0 and 1 as numbers: the keys are the labels' text, as in class_names
+        if isinstance(value, dict):
+            return {str(k): v for k, v in value.items()}
+        return value
+
+    @field_validator("class_weights")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        if isinstance(value, dict) and any(not w > 0 for w in value.values()):
+            raise ValueError(f"weights must be positive numbers, not {value}")
+        return value
 
     @property
     def is_classification(self) -> bool:
@@ -44,7 +65,12 @@ class TaskSpec(_Section):
     def monitor_metric(self) -> tuple[str, str]:
         """The (metric, mode) that chooses the best checkpoint."""
         name = self.monitor or "val_loss"  # smoother than accuracy on small validation splits
-        return name, "min" if name.endswith(("loss", "mse", "mae", "rmse")) else "max"
+        return name, metric_mode(name)
+
+
+def metric_mode(name: str) -> str:
+    """``"min"`` for a loss or an error (mse, rmse, mae), ``"max"`` for a score (acc, f1, r2...)."""
+    return "min" if name.endswith(("loss", "mse", "mae")) else "max"
 
 
 # --------------------------------------------------------------------------- data
@@ -58,7 +84,12 @@ class SplitSpec(_Section):
 
 class DataSpec(_Section):
     source: str  # a bundled dataset name, a CSV path, or "frame" for data passed in the API
-    features: list[str] | None = None  # columns to use; default: every column but the target
+    # the feature columns, in order; default: every column but the target. Numeric columns are
+    # scaled, non-numeric ones one-hot encoded, date/time columns (a datetime dtype, or text such
+    # as 2021-03-04 in one format) expanded into calendar features (year; month, weekday, day of
+    # year and time of day as sin/cos pairs)
+    features: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)  # columns to leave out (IDs, leaks of the target)
     categorical: list[str] | None = None  # columns to treat as categories; default: non-numeric ones
     split: SplitSpec = Field(default_factory=SplitSpec)
     options: dict[str, Any] = Field(default_factory=dict)  # arguments of a bundled generator
@@ -163,11 +194,11 @@ class TrainSpec(_Section):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     batch_size: int = Field(32, ge=1)
-    epochs: int = Field(20, ge=1)
+    epochs: int = Field(200, ge=1)  # at most; early stopping usually ends training sooner
     steps_per_execution: int = Field(8, ge=1)  # optimizer steps per Lightning step (cuts loop overhead)
     loss: Literal["auto", "cross_entropy", "bce", "mse", "huber"] = "auto"
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)  # classification
-    early_stopping: int | None = Field(None, ge=1)  # patience in epochs; None: off
+    early_stopping: int | None = Field(20, ge=1)  # patience in epochs on task.monitor; None: off
     grad_clip: float | None = Field(None, gt=0.0)  # clip the gradient norm to this
     seed: int = 0
     threads: int | None = Field(1, ge=1)  # torch threads (1 is fastest for small models)

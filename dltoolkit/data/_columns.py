@@ -1,7 +1,7 @@
-"""Which raw columns are numeric and which categorical, and strict numeric parsing.
+"""Which raw columns are numeric, categorical or dates; strict numeric parsing; column warnings.
 
 A column is categorical when declared so (``data.categorical`` or ``preprocess.columns.<c>.categorical``)
-or when its values are not numbers. A text column whose values are at least 90% numbers is taken
+or when its values are not numbers and not dates (see :mod:`dltoolkit.data._dates`). A text column whose values are at least 90% numbers is taken
 for a numeric column with a few bad values, and the first bad value is reported rather than the
 column silently becoming a thousand one-hot categories.
 """
@@ -27,7 +27,7 @@ def check_names(columns: list[str], names: list[str], where: str) -> None:
 
 
 def column_kinds(X: pd.DataFrame, config: PreprocessSpec, categorical: list[str] | None) -> dict[str, str]:
-    """Map each column of ``X`` to ``"numeric"`` or ``"categorical"``; raise on numeric-with-garbage."""
+    """Map each column of ``X`` to ``"numeric"``, ``"categorical"`` or ``"date"``; raise on numeric-with-garbage."""
     columns = [str(c) for c in X.columns]
     check_names(columns, list(config.columns), "preprocess.columns")
     check_names(columns, list(categorical or []), "data.categorical")
@@ -52,8 +52,12 @@ def _kind(series: pd.Series, name: str, config: PreprocessSpec, categorical: lis
 
 
 def _inferred(series: pd.Series, name: str) -> str:
+    from dltoolkit.data._dates import date_format
+
     if isinstance(series.dtype, pd.CategoricalDtype):
         return "categorical"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "date"
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return "numeric"
     present = series.dropna()
@@ -64,7 +68,47 @@ def _inferred(series: pd.Series, name: str) -> str:
         return "numeric"
     if share >= NUMERIC_SHARE:
         to_numeric(series, name)  # raises naming the first bad value
-    return "categorical"
+    return "date" if date_format(series) is not None else "categorical"
+
+
+MIN_ROWS = 20  # fewer training rows than this: no warnings about distinct values
+MANY_CATEGORIES = 50  # a categorical column with more categories than this is warned about
+
+
+def column_warnings(X: pd.DataFrame, kinds: dict[str, str]) -> list[str]:
+    """Warnings about columns a model can hardly learn from: ID-like and high-cardinality ones.
+
+    An ID-like column has a different value in every (training) row: text, or whole numbers
+    forming one run (1, 2, 3...). A high-cardinality categorical column has more than
+    ``MANY_CATEGORIES`` categories, or more categories than half the rows.
+    """
+    out = []
+    n = len(X)
+    for name, kind in kinds.items():
+        present = X[name].dropna()
+        k = int(present.nunique())
+        if n < MIN_ROWS or kind == "date":
+            continue
+        fix = f"Leave it out with data.exclude: [{name}]"
+        if k == n and _id_like(present, kind):
+            out.append(
+                f"Column {name!r} has a different value in each of the {n} training rows: it looks "
+                f"like an ID, which a model can only memorise. {fix}."
+            )
+        elif kind == "categorical" and (k > MANY_CATEGORIES or (k > n / 2 and k > 10)):
+            out.append(
+                f"Categorical column {name!r} has {k} categories in {n} training rows (one input "
+                f"each): most are too rare to learn from. {fix}, or group its rare values."
+            )
+    return out
+
+
+def _id_like(values: pd.Series, kind: str) -> bool:
+    if kind != "numeric":
+        return True
+    numbers = to_numeric(values, str(values.name))
+    whole = bool(np.all(numbers == np.round(numbers)))
+    return whole and numbers.max() - numbers.min() + 1 == len(numbers)
 
 
 def plain(value: object) -> object:

@@ -26,8 +26,8 @@ def load_raw(spec: Spec, data: Any = None) -> tuple[pd.DataFrame, pd.Series]:
     """Load the features (original columns) and the target column named by the spec.
 
     Args:
-        spec: The experiment spec; ``data.source``, ``data.options``, ``data.features`` and
-            ``task.target`` are read.
+        spec: The experiment spec; ``data.source``, ``data.options``, ``data.features``,
+            ``data.exclude`` and ``task.target`` are read.
         data: ``None`` to read ``spec.data.source`` (a bundled dataset name or a CSV path: one
             ending in ``.csv`` or naming an existing file); a DataFrame holding the target column
             (the source may then be ``"frame"``); or a tuple ``(X, y)`` of arrays, whose features
@@ -37,7 +37,8 @@ def load_raw(spec: Spec, data: Any = None) -> tuple[pd.DataFrame, pd.Series]:
         ``(X, y)``: X with the feature columns only, y the target as a Series.
 
     Raises:
-        DataError: a missing file, target or feature column.
+        DataError: a missing file, target or feature column, or a column in ``data.exclude``
+            that is not in the data (the message lists the columns that are).
         UnknownNameError: an unknown bundled dataset name (with the closest match).
     """
     frame = _frame(spec, data)
@@ -57,8 +58,18 @@ def load_raw(spec: Spec, data: Any = None) -> tuple[pd.DataFrame, pd.Series]:
                     "Remove it from data.features.",
                 )
             )
+    if spec.data.exclude:
+        _require_columns(frame, spec.data.exclude, "Column in data.exclude")
+        features = [c for c in features if c not in spec.data.exclude]
     if not features:
-        raise DataError(message("No feature columns", list(frame.columns), f"columns besides {target!r}"))
+        raise DataError(
+            message(
+                "No feature columns",
+                list(frame.columns),
+                f"columns besides {target!r} and data.exclude",
+                "Check data.features and data.exclude.",
+            )
+        )
     return frame[list(features)].copy(), frame[target].copy()
 
 

@@ -50,6 +50,7 @@ class Prepared:
     classes: (
         list[str] | None
     )  # display names in index order (task.class_names, else the labels); None: regression
+    class_weights: list[float] | None = None  # loss weight per class index (task.class_weights)
 
 
 def prepare(spec: Spec, data: object = None) -> Prepared:
@@ -87,6 +88,7 @@ def prepare(spec: Spec, data: object = None) -> Prepared:
         input_dtype=pre.input_dtype,
         n_outputs=target.n_outputs,
         classes=(spec.task.class_names or list(target.classes_)) if target.is_classification else None,
+        class_weights=target.class_weights(spec.task.class_weights, tensors["y_train"].numpy()),
     )
 
 

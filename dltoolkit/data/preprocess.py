@@ -2,7 +2,8 @@
 
 Numeric columns are imputed then scaled (standard / minmax / none), categorical columns are
 imputed with their most frequent value then one-hot encoded (an unknown category gives all
-zeros), and a text column is tokenised into ids. The output of one sample is reshaped to
+zeros), date columns become calendar features (:mod:`dltoolkit.data._dates`), and a text column
+is tokenised into ids. The output of one sample is reshaped to
 ``preprocess.shape`` when set. The fitted state is plain JSON, so a model bundle carries it.
 
 Example:
@@ -18,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Self
 
 import numpy as np
@@ -25,11 +27,14 @@ import pandas as pd
 import torch
 
 from dltoolkit.data import text as _text
-from dltoolkit.data._columns import check_names, column_kinds, row_label, to_numeric
-from dltoolkit.errors import DataError, message
+from dltoolkit.data._columns import check_names, column_kinds, column_warnings, row_label, to_numeric
+from dltoolkit.data._dates import date_format, date_names, fit_date, transform_date
+from dltoolkit.errors import DataError, DataWarning, message
 from dltoolkit.spec import ColumnSpec, PreprocessSpec, Spec
 
-STATE_VERSION = 1
+STATE_VERSION = 1  # the state written when every column is numeric, categorical or text
+DATE_STATE_VERSION = 2  # the state written with date columns (older dltoolkit cannot read them)
+READABLE_STATES = (STATE_VERSION, DATE_STATE_VERSION)
 
 
 class Preprocessor:
@@ -41,8 +46,9 @@ class Preprocessor:
             non-numeric columns are categorical too.
 
     Fitted attributes: ``feature_columns_`` (raw columns expected, in order), ``columns_`` (one
-    plain dict per numeric/categorical column), ``vocab_`` (text only), ``output_names_`` (one
-    name per output feature before reshaping).
+    plain dict per numeric/categorical/date column), ``vocab_`` (text only), ``output_names_`` (one
+    name per output feature before reshaping), ``warnings_`` (sentences about ID-like and
+    high-cardinality columns, also issued as :class:`~dltoolkit.errors.DataWarning`).
     """
 
     def __init__(self, config: PreprocessSpec | None = None, categorical: list[str] | None = None) -> None:
@@ -73,16 +79,25 @@ class Preprocessor:
         self.columns_: list[dict[str, Any]] = []
         self.vocab_: list[str] | None = _text.build_vocab(X[column], self.config.text)
         self.output_names_ = [f"token{i}" for i in range(self.config.text.max_len)]
+        self.warnings_: list[str] = []
 
     def _fit_tabular(self, X: pd.DataFrame) -> None:
         kinds = column_kinds(X, self.config, self.categorical)
         self.feature_columns_ = list(kinds)
-        self.columns_ = [
-            _fit_numeric(X[c], c, self._column(c)) if kind == "numeric" else _fit_categorical(X[c], c, self)
-            for c, kind in kinds.items()
-        ]
+        self.columns_ = [self._fit_column(X[c], c, kind) for c, kind in kinds.items()]
         self.vocab_ = None
         self.output_names_ = [name for plan in self.columns_ for name in _output_names(plan)]
+        self.warnings_ = column_warnings(X, kinds)
+        for text in self.warnings_:
+            warnings.warn(text, DataWarning, stacklevel=4)
+
+    def _fit_column(self, series: pd.Series, name: str, kind: str) -> dict[str, Any]:
+        column = self._column(name)
+        if kind == "numeric":
+            return _fit_numeric(series, name, column)
+        if kind == "date":
+            return fit_date(series, name, date_format(series) or "", column.scale, column.impute)
+        return _fit_categorical(series, name, self)
 
     def _column(self, name: str) -> ColumnSpec:
         override = self.config.columns.get(name) or ColumnSpec()
@@ -177,7 +192,7 @@ class Preprocessor:
         """The fitted state as plain JSON data (lists, floats, strings)."""
         self._require_fitted()
         return {
-            "version": STATE_VERSION,
+            "version": DATE_STATE_VERSION if self._has_dates() else STATE_VERSION,
             "config": self.config.model_dump(mode="json"),
             "categorical": self.categorical,
             "feature_columns": list(self.feature_columns_),
@@ -186,19 +201,23 @@ class Preprocessor:
             "output_names": list(self.output_names_),
         }
 
+    def _has_dates(self) -> bool:
+        return any(plan["kind"] == "date" for plan in self.columns_)
+
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Preprocessor:
         """Restore a fitted preprocessor from :meth:`to_state` output."""
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        if not isinstance(state, dict) or state.get("version") not in READABLE_STATES:
             got = state.get("version") if isinstance(state, dict) else type(state).__name__
             raise DataError(
-                message("Unsupported preprocessor state", got, f"a dict with version {STATE_VERSION}")
+                message("Unsupported preprocessor state", got, f"a dict with version in {READABLE_STATES}")
             )
         pre = cls(PreprocessSpec.model_validate(state["config"]), state["categorical"])
         pre.feature_columns_ = list(state["feature_columns"])
         pre.columns_ = [dict(plan) for plan in state["columns"]]
         pre.vocab_ = list(state["vocab"]) if state["vocab"] is not None else None
         pre.output_names_ = list(state["output_names"])
+        pre.warnings_ = []
         return pre
 
     def _require_fitted(self) -> None:
@@ -292,6 +311,8 @@ def _as_strings(series: pd.Series) -> pd.Series:
 
 
 def _output_names(plan: dict[str, Any]) -> list[str]:
+    if plan["kind"] == "date":
+        return date_names(plan)
     if plan["kind"] == "categorical" and plan["onehot"]:
         return [f"{plan['name']}={c}" for c in plan["categories"]]
     return [plan["name"]]
@@ -299,6 +320,8 @@ def _output_names(plan: dict[str, Any]) -> list[str]:
 
 def _transform_column(series: pd.Series, plan: dict[str, Any]) -> np.ndarray:
     """One raw column -> an (n, k) float64 block."""
+    if plan["kind"] == "date":
+        return transform_date(series, plan)
     if plan["kind"] == "numeric":
         values = to_numeric(series, plan["name"])
         if plan["fill"] is not None:

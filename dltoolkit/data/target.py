@@ -157,6 +157,41 @@ class TargetEncoder:
         return np.asarray(self.labels_, dtype=self.dtype_)[values.astype(np.int64)]
 
     @property
+    def scale_params(self) -> tuple[float, float]:
+        """Regression: ``(center, spread)`` with ``value = scaled * spread + center``; else (0, 1)."""
+        return (0.0, 1.0) if self.is_classification else (self.center_, self.spread_)
+
+    def class_weights(self, weights: str | dict[str, float] | None, codes: Any) -> list[float] | None:
+        """Loss weights per class index from ``task.class_weights`` and the training codes.
+
+        Args:
+            weights: ``"balanced"`` (scikit-learn's ``compute_class_weight``: n_rows / (n_classes *
+                rows of the class)), ``{label: weight}`` (others weigh 1) or None.
+            codes: the training split's class indices.
+
+        Raises:
+            DataError: a label in ``weights`` is not a class of the target.
+        """
+        if weights is None or not self.is_classification:
+            return None
+        if weights == "balanced":
+            from sklearn.utils.class_weight import compute_class_weight
+
+            k = np.arange(len(self.classes_))
+            return [float(w) for w in compute_class_weight("balanced", classes=k, y=np.asarray(codes))]
+        unknown = [label for label in weights if label not in self.classes_]
+        if unknown:
+            raise DataError(
+                message(
+                    "Unknown class in task.class_weights",
+                    unknown[0],
+                    f"one of the target's labels {self.classes_}",
+                    "Use the labels as they appear in the target column, or 'balanced'.",
+                )
+            )
+        return [float(weights.get(label, 1.0)) for label in self.classes_]
+
+    @property
     def n_outputs(self) -> int:
         """Model outputs: the number of classes (multiclass) or 1 (binary, regression)."""
         return len(self.classes_) if self.kind == "multiclass" else 1

@@ -30,7 +30,8 @@ def evaluate(kind: str, y_true: np.ndarray, output: np.ndarray, classes: list[st
         ``f1``; ``roc_auc`` (binary AUC, or macro one-vs-rest AUC over the classes present in
         y_true; None if y_true holds one class only); ``per_class``; ``confusion_matrix`` (rows
         true, columns predicted); ``n``. Regression: ``mse``, ``rmse``, ``mae``, ``r2`` (None for
-        a single row), ``n``. Every number is a plain Python float or int.
+        a single row), ``n``. Both: ``warnings``, a list of sentences (classification: one per
+        class of y_true that is never predicted). Every number is a plain Python float or int.
 
     Raises:
         DataError: unknown kind, mismatched lengths, wrong shapes, non-finite values.
@@ -51,18 +52,56 @@ def _classification(kind: str, y: np.ndarray, proba: np.ndarray, classes: list[s
 
     target, probs = torch.from_numpy(y), torch.from_numpy(proba)
     preds, k = probs.argmax(dim=1), len(classes)
+    out: dict[str, Any] = dict(classification_scores(kind, target, probs))
+    out["per_class"] = _per_class(preds, target, classes)
+    out["confusion_matrix"] = tmc.multiclass_confusion_matrix(preds, target, num_classes=k).tolist()
+    out["n"] = len(y)
+    out["warnings"] = never_predicted(out["confusion_matrix"], classes)
+    return out
+
+
+def classification_scores(kind: str, target: Any, probs: Any) -> dict[str, float | None]:
+    """The scalar classification metrics: one definition for the test metrics and ``val_*``.
+
+    Args:
+        kind: ``"binary"`` or ``"multiclass"``.
+        target: class indices, an int64 tensor of shape (n,).
+        probs: class probabilities, a float tensor of shape (n, C) (binary: ``[1-p, p]``).
+
+    Returns:
+        ``accuracy`` (fraction correct), macro ``precision``, ``recall`` and ``f1`` over the C
+        classes of the predicted class (the argmax, so 0.5 is the binary threshold), and
+        ``roc_auc`` (see :func:`evaluate`; None when ``target`` holds one class only).
+    """
+    from torchmetrics.functional import classification as tmc
+
+    preds, k = probs.argmax(dim=1), probs.shape[1]
     scores = {
         "accuracy": tmc.multiclass_accuracy(preds, target, num_classes=k, average="micro"),
         "precision": tmc.multiclass_precision(preds, target, num_classes=k, average="macro"),
         "recall": tmc.multiclass_recall(preds, target, num_classes=k, average="macro"),
         "f1": tmc.multiclass_f1_score(preds, target, num_classes=k, average="macro"),
     }
-    out: dict[str, Any] = {name: float(v) for name, v in scores.items()}
+    out: dict[str, float | None] = {name: float(v) for name, v in scores.items()}
     out["roc_auc"] = _roc_auc(kind, probs, target)
-    out["per_class"] = _per_class(preds, target, classes)
-    out["confusion_matrix"] = tmc.multiclass_confusion_matrix(preds, target, num_classes=k).tolist()
-    out["n"] = len(y)
     return out
+
+
+def never_predicted(confusion: list[list[int]], classes: list[str]) -> list[str]:
+    """A warning for each class in the true labels that the model never predicts.
+
+    Example:
+        >>> never_predicted([[5, 0], [2, 0]], ["common", "rare"])[0][:40]
+        "Class 'rare' (2 rows) is never predicted"
+    """
+    matrix = np.asarray(confusion)
+    support, predicted = matrix.sum(axis=1), matrix.sum(axis=0)
+    return [
+        f"Class {name!r} ({int(support[i])} rows) is never predicted on these rows: its recall "
+        "is 0. Set task.class_weights: balanced, add rows of that class, or train longer."
+        for i, name in enumerate(classes)
+        if support[i] > 0 and predicted[i] == 0
+    ]
 
 
 def _roc_auc(kind: str, probs: Any, target: Any) -> float | None:
@@ -99,17 +138,30 @@ def _per_class(preds: Any, target: Any, classes: list[str]) -> dict[str, dict]:
 
 def _regression(y: np.ndarray, pred: np.ndarray) -> dict:
     import torch
+
+    out: dict[str, Any] = dict(regression_scores(torch.from_numpy(y), torch.from_numpy(pred)))
+    out["n"] = len(y)
+    out["warnings"] = []
+    return out
+
+
+def regression_scores(target: Any, preds: Any) -> dict[str, float | None]:
+    """The scalar regression metrics: one definition for the test metrics and ``val_*``.
+
+    Args:
+        target, preds: float tensors of shape (n,), both in the target's original units.
+
+    Returns:
+        ``mse``, ``rmse``, ``mae`` and ``r2`` (None for a single row), in the target's units.
+    """
     from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
 
-    target, preds = torch.from_numpy(y), torch.from_numpy(pred)
     mse = float(mean_squared_error(preds, target))
-    r2 = float(r2_score(preds, target)) if len(y) >= 2 else None
     return {
         "mse": mse,
         "rmse": mse**0.5,
         "mae": float(mean_absolute_error(preds, target)),
-        "r2": r2,
-        "n": len(y),
+        "r2": float(r2_score(preds, target)) if len(target) >= 2 else None,
     }
 
 

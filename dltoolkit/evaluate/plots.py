@@ -28,6 +28,7 @@ from dltoolkit.evaluate._checks import (
 )
 from dltoolkit.evaluate._figures import given_axes, new_axes, save_png
 from dltoolkit.evaluate._regression_plots import PredictedVsTrueDisplay, ResidualsDisplay
+from dltoolkit.spec import metric_mode
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -50,6 +51,9 @@ Series = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (x, y)
 class LearningCurveDisplay:
     """Loss curves (train vs val) in one axes, the other logged metrics in a second.
 
+    Errors in the target's units (``val_mae``, ``val_rmse``, ``val_mse``) get their own y axis on
+    the right of the metrics' axes, so that scores in [0, 1] next to them stay readable.
+
     Example:
         >>> history = pd.DataFrame({"epoch": [0, 1, 2], "train_loss": [1.0, 0.6, 0.4],
         ...                         "val_loss": [1.1, 0.7, 0.6], "val_acc": [0.5, 0.7, 0.8]})
@@ -60,9 +64,10 @@ class LearningCurveDisplay:
 
     SKIP: ClassVar[tuple[str, ...]] = ("epoch", "step", "lr")  # columns never drawn as metrics
 
-    def __init__(self, losses: Series, metrics: Series) -> None:
+    def __init__(self, losses: Series, metrics: Series, errors: Series | None = None) -> None:
         self.losses = losses
         self.metrics = metrics
+        self.errors = errors or {}
 
     @classmethod
     def from_history(cls, history: pd.DataFrame) -> LearningCurveDisplay:
@@ -77,15 +82,16 @@ class LearningCurveDisplay:
         x = history["epoch"] if "epoch" in history else pd.Series(np.arange(len(history)), history.index)
         losses: Series = {}
         metrics: Series = {}
+        errors: Series = {}
         for name in history.columns:
             column = history[name]
             if str(name).startswith(cls.SKIP) or not pd.api.types.is_numeric_dtype(column):
                 continue
             keep = column.notna().to_numpy()
             if keep.any():
-                target = losses if "loss" in str(name) else metrics
+                target = losses if "loss" in str(name) else errors if metric_mode(name) == "min" else metrics
                 target[str(name)] = (x.to_numpy()[keep], column.to_numpy(dtype=float)[keep])
-        return cls(losses, metrics)
+        return cls(losses, metrics, errors)
 
     def plot(self, ax: Axes | list[Axes] | None = None) -> Figure:
         """Draw and return the figure.
@@ -96,27 +102,32 @@ class LearningCurveDisplay:
         """
         loss_ax, metric_ax = self._axes(ax)
         _draw_series(loss_ax, self.losses, ylabel="loss", title="Learning curves")
-        if metric_ax is not None:
+        if metric_ax is not None and self.metrics:
             _draw_series(metric_ax, self.metrics, ylabel="metric", title=None)
+        if metric_ax is not None and self.errors:
+            error_ax = metric_ax.twinx() if self.metrics else metric_ax
+            _draw_series(error_ax, self.errors, ylabel="error (target units)", title=None, first=5)
         return loss_ax.figure
 
     def _axes(self, ax: object) -> tuple[Axes, Axes | None]:
+        more = bool(self.metrics or self.errors)
         if ax is None:
-            axes = new_axes(2 if self.metrics else 1, figsize=(10.0, 4.0), sharex=True)
-            return axes[0], (axes[1] if self.metrics else None)
+            axes = new_axes(2 if more else 1, figsize=(10.0, 4.0), sharex=True)
+            return axes[0], (axes[1] if more else None)
         axes = given_axes(ax, 2)
         if len(axes) == 2:
             return axes[0], axes[1]
-        return axes[0], (axes[0].twinx() if self.metrics else None)
+        return axes[0], (axes[0].twinx() if more else None)
 
 
-def _draw_series(ax: Axes, series: Series, *, ylabel: str, title: str | None) -> None:
+def _draw_series(ax: Axes, series: Series, *, ylabel: str, title: str | None, first: int = 0) -> None:
     stems: list[str] = []
     for name, (x, y) in series.items():
         stem = name.removeprefix("train_").removeprefix("val_")
         stems += [] if stem in stems else [stem]
         style = "--" if name.startswith("val") else "-"
-        ax.plot(x, y, linestyle=style, color=f"C{stems.index(stem) % 10}", marker=".", label=name)
+        color = f"C{(first + stems.index(stem)) % 10}"
+        ax.plot(x, y, linestyle=style, color=color, marker=".", label=name)
     ax.set(xlabel="epoch", ylabel=ylabel)
     if title:
         ax.set_title(title)

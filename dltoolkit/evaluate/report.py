@@ -26,6 +26,7 @@ th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 figure { display: inline-block; margin: 0.5em; } img { max-width: 100%; }
 pre { background: #f6f8fa; padding: 1em; overflow-x: auto; }
 .note { color: #666; font-size: 0.85em; }
+.warn li { color: #8a4b00; }
 """
 
 
@@ -45,7 +46,8 @@ def write_report(
         out_dir: Run folder (created); image links are relative to it.
         title: Page title.
         spec_yaml: The experiment spec as YAML, shown verbatim.
-        metrics: An :func:`dltoolkit.evaluate.evaluate` result.
+        metrics: An :func:`dltoolkit.evaluate.evaluate` result; its ``warnings`` (a class never
+            predicted, training ended while still improving...) are listed first.
         history: The training history (the last ``HISTORY_ROWS`` rows are shown), or None.
         plots: Plot name -> PNG path, e.g. from ``save_plots(out_dir / "plots", ...)``; a path
                 that does not exist from here is taken as relative to ``out_dir``.
@@ -58,6 +60,9 @@ def write_report(
     """
     out_dir = Path(out_dir)
     sections = [f"<h1>{_esc(title)}</h1>"]
+    if metrics.get("warnings"):
+        items = "\n".join(f"<li>{_esc(w)}</li>" for w in metrics["warnings"])
+        sections.append(_section("Warnings", f'<ul class="warn">\n{items}\n</ul>'))
     if extra:
         sections.append(_section("Run", _table(["item", "value"], extra.items())))
     sections.append(_section("Test metrics", _metrics_html(metrics)))
@@ -116,11 +121,18 @@ def _metrics_html(metrics: dict) -> str:
     return "\n".join(parts)
 
 
+HISTORY_NOTE = (
+    "val_* metrics are the test metrics of the same name on the validation split, in the target's "
+    "units; train_loss and val_loss are in the units the model trains in (a standardised target "
+    "for regression); train_* values are averages over the epoch's training batches."
+)
+
+
 def _history_html(history: pd.DataFrame) -> str:
     shown = history.tail(HISTORY_ROWS)
-    note = ""
+    note = f'<p class="note">{_esc(HISTORY_NOTE)}</p>\n'
     if len(history) > HISTORY_ROWS:
-        note = f'<p class="note">Last {HISTORY_ROWS} of {len(history)} rows.</p>\n'
+        note += f'<p class="note">Last {HISTORY_ROWS} of {len(history)} rows.</p>\n'
     rows = (list(row) for row in shown.itertuples(index=False))
     return note + _table(shown.columns, rows)
 

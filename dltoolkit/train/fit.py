@@ -97,7 +97,11 @@ class EpochProgress(Callback):
 
 @dataclass
 class FitResult:
-    """What training produced: the best model, the history and where its checkpoint is."""
+    """What training produced: the best model, the history and where its checkpoint is.
+
+    ``epochs`` counts the epochs run (of at most ``max_epochs``); ``stopped_early`` is True when
+    early stopping ended training.
+    """
 
     model: GraphModule
     history: pd.DataFrame
@@ -105,10 +109,57 @@ class FitResult:
     best_epoch: int | None
     checkpoint: Path | None
     monitor: str
+    epochs: int = 0
+    max_epochs: int = 0
+    stopped_early: bool = False
+
+    @property
+    def still_improving(self) -> bool:
+        """True when training ended (not by early stopping) with its best epoch among the last few.
+
+        "The last few" is the last tenth of the epochs run, at least 1 and at most 5 epochs.
+        """
+        if self.stopped_early or self.best_epoch is None or self.epochs < 1:
+            return False
+        window = max(1, min(5, self.epochs // 10))
+        return self.best_epoch > self.epochs - window
+
+    def info(self) -> dict[str, Any]:
+        """The facts a run records about its training (for ``info.json`` and the report)."""
+        return {
+            "epochs": self.epochs,
+            "max_epochs": self.max_epochs,
+            "stopped_early": self.stopped_early,
+            "still_improving": self.still_improving,
+        }
+
+    def warnings(self) -> list[str]:
+        """One sentence when training ended while the monitored metric was still improving."""
+        if not self.still_improving:
+            return []
+        fix = (
+            "Raise train.epochs (train.early_stopping then stops when it no longer improves)."
+            if self.epochs >= self.max_epochs
+            else "Training was stopped before train.epochs; train longer."
+        )
+        return [
+            f"Training ended at epoch {self.epochs} of {self.max_epochs} while {self.monitor} was "
+            f"still improving (best at epoch {self.best_epoch}): the model is probably under-trained. {fix}"
+        ]
 
 
-def build_module(spec: Spec, graph: Graph, steps_per_epoch: int, augment=None) -> TaskModule:
-    return TaskModule(spec, graph.compile(), graph.n_outputs or 1, steps_per_epoch, augment)
+def build_module(spec: Spec, graph: Graph, steps_per_epoch: int, augment=None, data=None) -> TaskModule:
+    """The TaskModule of ``graph``; ``data`` (a Prepared) gives the target scaling and class weights."""
+    return TaskModule(
+        spec, graph.compile(), graph.n_outputs or 1, steps_per_epoch, augment, **module_options(data)
+    )
+
+
+def module_options(data) -> dict[str, Any]:
+    """TaskModule's data-dependent arguments from a Prepared (plain values, safe to ship to workers)."""
+    if data is None:
+        return {}
+    return {"target_scale": data.target.scale_params, "class_weights": data.class_weights}
 
 
 def make_trainer(spec: Spec, workdir: Path, callbacks: list[Callback], **overrides: Any) -> pl.Trainer:
@@ -161,7 +212,7 @@ def fit(
     train = TensorBatches(data.X_train, data.y_train, chunk, shuffle=True, seed=spec.train.seed)
     val = TensorBatches(data.X_val, data.y_val, max(1, len(data.X_val)))  # one batch
     steps = math.ceil(len(data.X_train) / spec.train.batch_size)
-    module = build_module(spec, graph, steps, augment)
+    module = build_module(spec, graph, steps, augment, data)
     monitor, mode = spec.task.monitor_metric()
     ckpt = ModelCheckpoint(
         dirpath=workdir / "checkpoints",
@@ -174,8 +225,10 @@ def fit(
     )
     history = History(listeners)
     callbacks: list[Callback] = [history, ckpt, *extra_callbacks]
+    early = None
     if spec.train.early_stopping:
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=spec.train.early_stopping))
+        early = EarlyStopping(monitor=monitor, mode=mode, patience=spec.train.early_stopping)
+        callbacks.append(early)
     if progress:
         callbacks.append(EpochProgress())
     trainer = make_trainer(spec, workdir, callbacks)
@@ -190,7 +243,10 @@ def fit(
         except TrainingError as e:
             kept = ckpt.best_model_path or "none (no epoch finished)"
             raise TrainingError(f"{e} The best checkpoint so far is kept: {kept}.") from None
-    return _result(module, ckpt, history, monitor)
+    result = _result(module, ckpt, history, monitor)
+    result.epochs, result.max_epochs = len(result.history), spec.train.epochs
+    result.stopped_early = early is not None and early.stopped_epoch > 0
+    return result
 
 
 def _result(module: TaskModule, ckpt: ModelCheckpoint, history: History, monitor: str) -> FitResult:

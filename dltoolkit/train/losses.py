@@ -21,4 +21,13 @@ def loss_name(spec: Spec) -> str:
                 "Set train.loss to auto.",
             )
         )
+    if spec.task.class_weights is not None and spec.task.kind == "regression":
+        raise SpecError(
+            message(
+                "task.class_weights is set for a regression task",
+                spec.task.class_weights,
+                "class weights for a binary or multiclass task only",
+                "Remove task.class_weights.",
+            )
+        )
     return name

@@ -3,23 +3,34 @@
 Training metrics are accumulated on-device per step (loss sum, correct count) and logged once
 per epoch; validation runs as one batch over the in-memory validation split. Small models are
 overhead-bound, so nothing per step calls ``self.log``.
+
+The validation metrics are the test metrics of :mod:`dltoolkit.evaluate.metrics` computed by the
+same functions on the validation split, so a name means one thing everywhere: ``val_acc`` is the
+test ``accuracy``; ``val_precision``, ``val_recall``, ``val_f1`` are macro averages over the
+classes and ``val_roc_auc`` is the test ``roc_auc``; ``val_mse``, ``val_rmse``, ``val_mae``,
+``val_r2`` are in the target's own units (predictions and targets mapped back from the scaled
+units the model is trained in). ``train_loss`` and ``val_loss`` are the training loss, in those
+scaled units for regression (and with the class weights, when set); ``train_loss`` and
+``train_acc`` average over the epoch's training batches while the weights change.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-import torchmetrics
 from torch import nn
 
 from dltoolkit.errors import TrainingError
+from dltoolkit.evaluate.metrics import classification_scores, regression_scores
 from dltoolkit.spec import Spec
 from dltoolkit.train.losses import loss_name
 from dltoolkit.train.optim import make_optimizer, make_schedule
+
+VAL_NAMES = {"accuracy": "val_acc"}  # test metric -> its validation name when not just val_<name>
 
 
 class _EpochSums:
@@ -41,34 +52,34 @@ class TaskModule(pl.LightningModule):
         n_outputs: classes for multiclass, 1 for binary and regression.
         steps_per_epoch: for per-step schedules such as one-cycle.
         augment: optional batch transform applied to training inputs.
+        target_scale: regression: ``(center, spread)`` of the target scaling, so that the
+            ``val_*`` metrics are reported in the target's units (``value = scaled * spread + center``).
+        class_weights: classification: one loss weight per class, in label order (None: equal).
     """
 
     def __init__(
-        self, spec: Spec, model: nn.Module, n_outputs: int, steps_per_epoch: int, augment=None
+        self,
+        spec: Spec,
+        model: nn.Module,
+        n_outputs: int,
+        steps_per_epoch: int,
+        augment=None,
+        *,
+        target_scale: tuple[float, float] = (0.0, 1.0),
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.spec, self.model, self.n_outputs = spec, model, n_outputs
         self.steps_per_epoch, self.augment = steps_per_epoch, augment
         self.kind = spec.task.kind
         self.loss_kind = loss_name(spec)
-        self.val_metrics = self._metrics()
+        self.target_scale = (float(target_scale[0]), float(target_scale[1]))
+        weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+        self.register_buffer("class_weights", weights, persistent=False)
         self._epoch = _EpochSums()
         # Manual optimisation: Lightning's automatic closure machinery costs more per step than a
         # small model's whole forward and backward pass; the step below is the textbook one.
         self.automatic_optimization = False
-
-    def _metrics(self) -> torchmetrics.MetricCollection:
-        if self.kind == "regression":
-            return torchmetrics.MetricCollection(
-                {"mae": torchmetrics.MeanAbsoluteError(), "r2": torchmetrics.R2Score()}
-            )
-        task = "binary" if self.kind == "binary" else "multiclass"
-        kw: dict[str, Any] = (
-            {"task": task} if task == "binary" else {"task": task, "num_classes": self.n_outputs}
-        )
-        return torchmetrics.MetricCollection(
-            {"acc": torchmetrics.Accuracy(**kw), "f1": torchmetrics.F1Score(average="macro", **kw)}
-        )
 
     # ------------------------------------------------------------------ core
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,14 +89,21 @@ class TaskModule(pl.LightningModule):
         if self.loss_kind == "cross_entropy":
             if out.shape[-1] == 1:  # binary with a single logit
                 out = torch.cat([torch.zeros_like(out), out], dim=-1)
-            return F.cross_entropy(out, y, label_smoothing=self.spec.train.label_smoothing)
+            return F.cross_entropy(
+                out, y, weight=self.class_weights, label_smoothing=self.spec.train.label_smoothing
+            )
         if self.loss_kind == "bce":
             target = y.float()
             if self.spec.train.label_smoothing:
                 target = (
                     target * (1 - self.spec.train.label_smoothing) + 0.5 * self.spec.train.label_smoothing
                 )
-            return F.binary_cross_entropy_with_logits(out.squeeze(-1), target)
+            if self.class_weights is None:
+                return F.binary_cross_entropy_with_logits(out.squeeze(-1), target)
+            # weighted mean over the rows, as cross_entropy(weight=...) averages
+            w = self.class_weights[y]
+            losses = F.binary_cross_entropy_with_logits(out.squeeze(-1), target, reduction="none")
+            return (losses * w).sum() / w.sum()
         pred = out.squeeze(-1)
         return F.mse_loss(pred, y) if self.loss_kind == "mse" else F.huber_loss(pred, y)
 
@@ -168,23 +186,34 @@ class TaskModule(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._val_loss = [0.0, 0]  # loss sum, rows
+        self._val_out: list[tuple[torch.Tensor, torch.Tensor]] = []  # (outputs, targets) per batch
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         out = self.model(x)
         self._val_loss[0] += self.loss(out, y).item() * len(y)
         self._val_loss[1] += len(y)
-        pred = self.predict_output(out)
-        pred = pred[:, 1] if self.kind == "binary" else pred
-        self.val_metrics.update(pred, y)
+        self._val_out.append((self.predict_output(out).detach(), y))
+
+    def val_scores(self) -> dict[str, float]:
+        """This epoch's validation metrics, named ``val_<test metric>`` (``val_acc``: accuracy)."""
+        if not self._val_out:
+            return {}
+        out = torch.cat([o for o, _ in self._val_out]).cpu().double()
+        y = torch.cat([t for _, t in self._val_out]).cpu()
+        if self.kind == "regression":
+            center, spread = self.target_scale
+            scores = regression_scores(y.double() * spread + center, out * spread + center)
+        else:
+            scores = classification_scores(self.kind, y, out)
+        return {VAL_NAMES.get(k, f"val_{k}"): v for k, v in scores.items() if v is not None}
 
     def on_validation_epoch_end(self) -> None:
         # Runs after the epoch's last training batch: log the whole epoch here, in one call of
         # plain floats (each self.log of a tensor costs about a millisecond of bookkeeping), so
         # that callbacks reading the metrics at on_train_epoch_end see this epoch's numbers.
         metrics = {"val_loss": self._val_loss[0] / max(1, self._val_loss[1])}
-        metrics |= {f"val_{name}": float(value) for name, value in self.val_metrics.compute().items()}
-        self.val_metrics.reset()
+        metrics |= self.val_scores()
         if self._epoch.seen:  # inside fit, after a training epoch
             metrics |= self._train_epoch_metrics()
         self.log_dict(metrics, sync_dist=False)

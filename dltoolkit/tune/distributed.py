@@ -40,7 +40,7 @@ from dltoolkit.bundle import Predictor, graph_for
 from dltoolkit.data import Preprocessor, make_augment
 from dltoolkit.errors import DLToolkitError, SpecError, TrainingError, message
 from dltoolkit.spec import Spec
-from dltoolkit.train.fit import History, TensorBatches, make_trainer
+from dltoolkit.train.fit import FitResult, History, TensorBatches, make_trainer, module_options
 from dltoolkit.train.module import TaskModule
 from dltoolkit.tune._ray import start_ray
 
@@ -95,11 +95,17 @@ def run_distributed(
     metrics, y_true, shown = test_metrics(predictor, d)
     seconds = time.perf_counter() - started
     history = _history_frame(trained["history"])
+    fitted = FitResult(
+        model, history, trained["best_score"], trained["best_epoch"], None, trained["monitor"],
+        epochs=len(history), max_epochs=spec.train.epochs, stopped_early=trained["stopped_early"],
+    )  # fmt: skip
+    metrics["warnings"] = [*metrics["warnings"], *d.preprocessor.warnings_, *fitted.warnings()]
     info = {
         "seconds": round(seconds, 2),
         "best_epoch": trained["best_epoch"],
         "monitor": trained["monitor"],
         "best_score": trained["best_score"],
+        **fitted.info(),
         "workers": workers,
         "address": address,
     }
@@ -174,6 +180,7 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
         "spec": checked.spec.to_yaml(),
         "preprocessor": d.preprocessor.to_state(),
         "n_outputs": d.n_outputs,
+        "module": module_options(d),
         "data": tensors,
     }
     trainer = TorchTrainer(
@@ -281,6 +288,7 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         graph.n_outputs or 1,
         math.ceil(len(x) / spec.train.batch_size),
         make_augment(spec.preprocess.augment, graph.input_shape),
+        **config["module"],
     )
     chunk = spec.train.batch_size * spec.train.steps_per_execution
     train = TensorBatches(x, y, chunk, shuffle=True, seed=spec.train.seed)
@@ -288,8 +296,10 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     monitor, mode = spec.task.monitor_metric()
     history, best = History(), _KeepBest(monitor, mode)
     callbacks: list[Callback] = [history, _ReportEpoch(history), best]
+    early = None
     if spec.train.early_stopping:
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=spec.train.early_stopping))
+        early = EarlyStopping(monitor=monitor, mode=mode, patience=spec.train.early_stopping)
+        callbacks.append(early)
     workdir = Path(tempfile.mkdtemp(prefix="dltoolkit-ddp-"))
     try:
         trainer = make_trainer(
@@ -311,7 +321,10 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
             trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return _gather(module, best, history, rank, x, y, monitor)
+    result = _gather(module, best, history, rank, x, y, monitor)
+    if result is not None:
+        result["stopped_early"] = early is not None and early.stopped_epoch > 0
+    return result
 
 
 def _gather(module, best: _KeepBest, history: History, rank: int, x, y, monitor: str) -> dict | None:

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from dltoolkit.errors import DLToolkitError, SpecError, message, unknown
-from dltoolkit.spec import Spec
+from dltoolkit.spec import Spec, metric_mode
 from dltoolkit.tune.engines import Plan
 from dltoolkit.tune.results import (
     TrialRecord,
@@ -38,10 +38,13 @@ from dltoolkit.tune.space import parse_space
 
 Row = dict[str, Any]
 EXPERIMENT = "tune"  # Ray's experiment folder inside ``out``
-METRICS = {
-    True: ("val_acc", "val_f1", "val_loss", "train_loss", "train_acc"),
-    False: ("val_loss", "val_mae", "val_r2", "train_loss"),
-}
+METRICS = {  # what TaskModule logs (see dltoolkit.train.module)
+    True: (
+        "val_acc", "val_f1", "val_precision", "val_recall", "val_roc_auc", "val_loss", "train_loss",
+        "train_acc",
+    ),
+    False: ("val_loss", "val_mse", "val_rmse", "val_mae", "val_r2", "train_loss"),
+}  # fmt: skip
 
 
 def plan_for(spec: Spec) -> Plan:
@@ -60,7 +63,7 @@ def plan_for(spec: Spec) -> Plan:
     metric = s.metric or spec.task.monitor_metric()[0]
     if metric not in METRICS[spec.task.is_classification]:
         raise unknown("metric", metric, METRICS[spec.task.is_classification])
-    mode = s.mode or ("min" if metric.endswith(("loss", "mae")) else "max")
+    mode = s.mode or metric_mode(metric)
     plan = Plan(
         space=space,
         metric=metric,

@@ -124,7 +124,13 @@ class DataController:
             self.guessed = None if named else target
         spec = self.state.spec.to_dict()
         spec["name"] = name
-        spec["data"] |= {"source": source, "features": None, "categorical": None, "options": {}}
+        spec["data"] |= {
+            "source": source,
+            "features": None,
+            "exclude": [],
+            "categorical": None,
+            "options": {},
+        }
         text = spec["preprocess"].get("text")
         keep_text = text is not None and text.get("column") in frame.columns
         spec["preprocess"] |= {"columns": {}, "shape": None, "text": text if keep_text else None}

@@ -184,3 +184,20 @@ def test_save_plots_validates_before_writing(tmp_path):
     with pytest.raises(DataError, match="Unknown task kind"):
         save_plots(tmp_path / "plots", "ranking", None, [1.0], [1.0])
     assert not (tmp_path / "plots").exists()
+
+
+def test_errors_in_target_units_get_their_own_axis():
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "val_loss": [0.5, 0.4],
+            "val_r2": [0.3, 0.5],
+            "val_mae": [52.0, 44.0],
+            "val_rmse": [60.0, 50.0],
+        }
+    )
+    display = LearningCurveDisplay.from_history(history)
+    assert list(display.metrics) == ["val_r2"] and list(display.errors) == ["val_mae", "val_rmse"]
+    fig = display.plot()
+    assert [len(ax.lines) for ax in fig.axes] == [1, 1, 2]
+    assert fig.axes[2].get_ylabel() == "error (target units)"

@@ -74,6 +74,10 @@ def test_the_run_writes_a_bundle_that_loads_and_predicts(result, spec):
     assert model.metrics["accuracy"] == result.metrics["accuracy"]
     info = json.loads((out / "model" / "bundle.json").read_text())
     assert info["workers"] == WORKERS and info["best_epoch"] in (1, 2)
+    assert info["epochs"] == 2 and info["stopped_early"] is False
+    noted = any("still improving" in w for w in result.metrics["warnings"])
+    assert info["still_improving"] == (info["best_epoch"] == 2) == noted
+    assert {"val_f1", "val_precision", "val_recall", "val_roc_auc"} <= set(result.history.columns)
 
 
 def test_each_worker_trains_its_own_shard_and_gradients_are_averaged(result, spec):
