@@ -82,11 +82,17 @@ function render({ model, el: root }) {
                                fill: n.unused ? "#999" : "#555" }, g);
       sub.textContent = n.unused ? `${n.op} · unused` : n.op ? `${n.op} · ${n.params}` : n.shape;
       g.style.cursor = n.name === "input" ? "default" : "pointer";
-      g.addEventListener("mousedown", ev => { drag = n.name; ev.preventDefault(); root.focus(); });
+      g.addEventListener("mousedown", ev => {
+        drag = { name: n.name, x: ev.clientX, y: ev.clientY };
+        ev.preventDefault();
+        root.focus({ preventScroll: true });  // a scroll would move another node under the pointer
+      });
       g.addEventListener("mouseup", ev => {
-        if (drag && drag !== n.name && n.name !== "input") {
-          model.send({ type: "connect", source: drag, target: n.name });
-        } else if (drag === n.name && n.name !== "input") {
+        const moved = drag && Math.hypot(ev.clientX - drag.x, ev.clientY - drag.y) > 6;
+        const from = drag && drag.name;
+        if (from && moved && from !== n.name && n.name !== "input") {
+          model.send({ type: "connect", source: from, target: n.name });
+        } else if (from === n.name && n.name !== "input") {
           model.set("selected", n.name);
           model.save_changes();
         }

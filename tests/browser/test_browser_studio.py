@@ -60,7 +60,7 @@ def test_run_all_cells_shows_the_studio(page, screenshots):
     last = page.locator(".jp-Notebook .jp-CodeCell").nth(2)
     last.locator(".jp-OutputArea-output", has_text="2").wait_for(timeout=180_000)
     assert page.locator(".dlt-data-panel .dlt-columns-table").count() == 1
-    _shot(page, screenshots, "1-data-panel")
+    _shots(page, screenshots, "1-data-panel")
 
 
 def test_graph_width_edit_changes_the_parameter_count(page, screenshots):
@@ -133,7 +133,7 @@ def test_training_then_evaluation_plots_appear_as_images(page, screenshots):
     page.locator(".dlt-train-button").click()
     page.wait_for_selector(".dlt-status-done", timeout=180_000)
     assert page.locator("img.dlt-train-curves").count() == 1
-    _shot(page, screenshots, "3-training")
+    _shots(page, screenshots, "3-training")
     _tab(page, "Evaluation")
     plots = page.locator("img.dlt-eval-plot")
     plots.nth(3).wait_for(timeout=120_000)
@@ -141,7 +141,11 @@ def test_training_then_evaluation_plots_appear_as_images(page, screenshots):
     widths = [plots.nth(i).evaluate("img => img.naturalWidth") for i in range(4)]
     assert all(w > 100 for w in widths)
     assert page.locator(".dlt-metrics-table").count() == 1
-    _shot(page, screenshots, "4-evaluation")
+    _shots(page, screenshots, "4-evaluation")
+    _tab(page, "Spec")
+    page.locator(".dlt-spec-yaml").wait_for()
+    assert "units: 16" in page.locator(".dlt-spec-yaml").inner_text()  # the graph edit, among the changes
+    _shots(page, screenshots, "8-spec")
 
 
 def test_sweep_fills_the_trial_table_and_the_kernel_stays_responsive(page, screenshots):
@@ -158,10 +162,10 @@ def test_sweep_fills_the_trial_table_and_the_kernel_stays_responsive(page, scree
     assert page.locator(".dlt-tune-status-running").count() == 1  # the cell ended before the sweep
     rows = page.locator(".dlt-trials-table tbody tr").count()
     assert rows >= 1
-    _shot(page, screenshots, "5-tuning-running")
+    _shots(page, screenshots, "5-tuning-running")
     page.locator(".dlt-tune-stop-button").click()
     page.wait_for_selector(".dlt-tune-status-stopped", timeout=180_000)
-    _shot(page, screenshots, "6-tuning-stopped")
+    _shots(page, screenshots, "6-tuning-stopped")
 
 
 def test_resume_after_stop_then_the_kernel_is_alive_90_s_after_the_sweep_ended(page, screenshots):
