@@ -359,5 +359,5 @@ class TunePanel(w.VBox):
 
     def refresh(self) -> None:
         c = self.controller
+        self._buttons()  # first: the end-of-sweep plots below take a moment to draw
         self.view.draw(c.sweep, *c.view_state())
-        self._buttons()

@@ -179,7 +179,7 @@ def test_resume_after_stop_then_the_kernel_is_alive_90_s_after_the_sweep_ended(p
     resume.click()
     page.wait_for_selector(".dlt-tune-status-done", timeout=600_000)
     assert page.locator(".dlt-sweep-folder-path").inner_text() == folder  # the same sweep went on
-    assert page.locator(".dlt-best-config").count() == 1
+    page.locator(".dlt-best-config").wait_for(timeout=120_000)  # drawn once the sweep has ended
     statuses = page.locator(".dlt-trials-table tbody tr td:nth-child(2)").all_inner_texts()
     assert statuses and set(statuses) == {"TERMINATED"}, statuses
     assert "None" not in page.locator(".dlt-trials-table").inner_text()
@@ -222,7 +222,7 @@ def test_dlt_tune_shows_the_live_sweep_in_its_own_cell(page, screenshots):
     cell.locator(".dlt-sweep-view").wait_for(timeout=120_000)  # shown while the sweep runs
     cell.locator(".dlt-tune-status-done").wait_for(timeout=600_000)
     assert cell.locator(".dlt-trials-table tbody tr").count() == 2
-    assert cell.locator(".dlt-best-config").count() == 1
+    cell.locator(".dlt-best-config").wait_for(timeout=120_000)
     _shots(page, screenshots, "7-dlt-tune-cell")
     _run_cell(page, 2, timeout=60_000)  # Ray's lines do not land under an unrelated cell
     assert (
