@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from dltoolkit._files import atomic_write_text  # noqa: F401  (re-exported: the one atomic writer)
 from dltoolkit.errors import SpecError, closest, message
 
 
@@ -369,16 +369,3 @@ def _candidates(annotation: Any) -> list[Any]:
     for a in args or ():
         out.extend(_candidates(a))
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temp file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dltoolkit._files import atomic_path
 from dltoolkit.errors import DataError, DLToolkitError, message, unknown
 
 if TYPE_CHECKING:  # torch, pandas and the bundle load when an export runs
@@ -81,9 +82,7 @@ def export_checked(
     module = fold(model).eval()
     x = test_features(model, data)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:  # only a verified export is renamed into place
         run = WRITERS[format](module, example_rows(x), tmp)
         got, want = run(x), reference_output(model, x)
         diff = max_difference(got, want)
@@ -99,9 +98,6 @@ def export_checked(
                     "(Python control flow on values or sizes).",
                 )
             )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out, diff, len(x)
 
 

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from dltoolkit._files import check_out, claim_out
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.spec import Spec, atomic_write_text
 from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS, Plan
@@ -36,6 +37,7 @@ def sweep(
     resume: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
     workers: bool | None = None,
+    overwrite: bool = False,
 ) -> Sweep:
     """Run a hyperparameter sweep of ``spec`` over its ``search.space`` on Ray Tune.
 
@@ -49,7 +51,9 @@ def sweep(
             grid or optuna; scheduler is fifo, asha, hyperband, median or pbt.
         address: an existing Ray cluster (``"127.0.0.1:6379"``); default: a local Ray (started
             if none is running in this process).
-        out: output folder (default ``runs/<name>-sweep-<time>``).
+        out: output folder (default a new ``runs/<name>-sweep-<time>-<suffix>``). A non-empty
+            one is refused unless ``overwrite`` (whose old contents are then removed); continue
+            an earlier sweep with ``resume`` instead.
         background: return at once and run in a thread (``wait()``, ``stop()``, ``subscribe()``).
         data: a DataFrame or (X, y) when the spec's data source is ``frame``.
         resources: per trial, e.g. ``{"cpu": 1, "gpu": 0.5}``.
@@ -58,6 +62,10 @@ def sweep(
         workers: train on warm trial workers that stay in this Ray session for the next sweep
             (:mod:`dltoolkit.tune.workers`); default: on a local Ray if it has the memory for
             them (or as ``DLTOOLKIT_WARM_WORKERS`` says), off with ``address``.
+        overwrite: replace the contents of a non-empty ``out``.
+
+    Raises:
+        OutputExistsError: ``out`` is not empty and ``overwrite`` is false.
 
     Example:
         >>> s = sweep("digits-mlp", samples=4, background=True)  # doctest: +SKIP
@@ -66,7 +74,7 @@ def sweep(
     if resume is not None:
         return resume_sweep(resume, data=data, address=address, background=background, workers=workers)
     launched = time.perf_counter()
-    from dltoolkit.api import SMOKE_ENV, resolve_spec, smoke
+    from dltoolkit.api import SMOKE_ENV, default_out, resolve_spec, smoke
 
     spec = resolve_spec(spec, overrides)
     given = {"samples": samples, "search": search, "scheduler": scheduler, "max_concurrent": max_concurrent}
@@ -77,10 +85,11 @@ def sweep(
     spec = spec.with_values(changes) if changes else spec
     if os.environ.get(SMOKE_ENV):  # smoke mode wins over explicit sizes too
         spec = smoke(spec)
-    out = (
-        Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    if out is not None:
+        check_out(out, overwrite, sweep=True)  # before any work
+    out = Path(out) if out is not None else default_out(spec, "sweep")
     runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
+    claim_out(out, overwrite, sweep=True)
     spec.save(out / "spec.yaml")
     return runner._launch(address, background, restore=False)
 

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pandas as pd
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
+from dltoolkit._files import new_out_dir
 from dltoolkit.api import Run
 from dltoolkit.errors import DLToolkitError
 from dltoolkit.widgets._common import MessageBox, explain, image, labelled
@@ -94,7 +94,7 @@ class TrainController:
         self.rows, self.result, self.error, self.status = [], None, "", "running"
         self._stop.clear()
         spec, data = self.state.spec, self.state.data
-        folder = Path(out) if out else self.out / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder = Path(out) if out else new_out_dir(spec.name, self.out)
         self._thread = threading.Thread(
             target=self._work, args=(spec, data, folder), daemon=True, name="dltoolkit-train"
         )

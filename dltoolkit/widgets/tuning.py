@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import ipywidgets as w
 import pandas as pd
 import yaml
 
+from dltoolkit._files import new_out_dir
 from dltoolkit.errors import DLToolkitError, SpecError, message
 from dltoolkit.widgets._common import MessageBox, explain, image, labelled, table_html
 from dltoolkit.widgets._state import SpecState
@@ -92,7 +92,7 @@ class TuneController:
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         spec, data = self.state.spec, self.state.data
         self.sweep, self.status, self.error, self.rows = None, "starting", "", 0
-        out = self.out / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = new_out_dir(f"{spec.name}-sweep", self.out)
         self._thread = threading.Thread(
             target=self._work, args=(spec, data, out), daemon=True, name="dltoolkit-sweep-launch"
         )
