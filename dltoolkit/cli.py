@@ -107,10 +107,10 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from dltoolkit.bundle import load
+    from dltoolkit.bundle import load, read_rows
 
     model = load(args.model)
-    frame = pd.read_csv(args.input) if Path(args.input).is_file() else args.input
+    frame = read_rows(args.input)
     result = pd.DataFrame({"prediction": model.predict(frame)})
     if model.classes is not None:
         proba = model.predict_proba(frame)

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from dltoolkit.data import text as _text
-from dltoolkit.data._columns import check_names, column_kinds, row_label, to_numeric
+from dltoolkit.data._columns import check_names, column_kinds, require_columns, row_label, to_numeric
 from dltoolkit.errors import DataError, message
 from dltoolkit.spec import ColumnSpec, PreprocessSpec, Spec
 
@@ -155,7 +155,7 @@ class Preprocessor:
             return pd.DataFrame(X, columns=self.feature_columns_)
         if not isinstance(X, pd.DataFrame):
             raise DataError(message("Cannot transform", _describe(X), "a DataFrame or a 2-d array"))
-        check_names([str(c) for c in X.columns], self.feature_columns_, "the data to transform")
+        require_columns([str(c) for c in X.columns], self.feature_columns_)
         return X
 
     def linear_params(self) -> tuple[np.ndarray, np.ndarray] | None:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dltoolkit.bundle import FORMAT, Predictor, atomic_dir, load, read_rows, save_bundle
+from dltoolkit.bundle import FORMAT, Predictor, atomic_dir, load, read_meta, read_rows, save_bundle
 from dltoolkit.errors import DLToolkitError, SpecError, message, unknown
 from dltoolkit.spec import Spec
 
@@ -81,8 +81,14 @@ class Ensemble:
         return self.members[0].classes
 
     @property
+    def input_columns(self) -> list[str]:
+        """The raw columns every member takes, in order (see :attr:`Predictor.input_columns`)."""
+        return self.members[0].input_columns
+
+    @property
     def feature_columns(self) -> list[str]:
-        return self.members[0].feature_columns
+        """The same as :attr:`input_columns`."""
+        return self.input_columns
 
     def output(self, X: Any) -> np.ndarray:
         """Combined probabilities (n, C) for classification, predictions (n,) in original units."""
@@ -341,7 +347,7 @@ def load_ensemble(path: str | os.PathLike) -> Ensemble:
                 "Use dltoolkit.load for a single model, or save_ensemble() to write one.",
             )
         )
-    meta = json.loads((path / "bundle.json").read_text())
+    meta = read_meta(path)
     members = [load(path / "members" / str(i)) for i in range(int(meta["members"]))]
     metrics_file = path / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
