@@ -57,7 +57,7 @@ class SplitSpec(_Section):
 
 
 class DataSpec(_Section):
-    source: str  # a bundled dataset name, a CSV path, or "frame" for data passed in the API
+    source: str  # a bundled dataset name, a CSV path (relative: to the spec file's folder), or "frame"
     features: list[str] | None = None  # columns to use; default: every column but the target
     categorical: list[str] | None = None  # columns to treat as categories; default: non-numeric ones
     split: SplitSpec = Field(default_factory=SplitSpec)
@@ -233,10 +233,19 @@ class Spec(_Section):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Spec:
+        """Read a YAML or JSON spec file.
+
+        A relative file path in ``data.source`` is taken relative to the spec file's folder (so a
+        spec and its CSV move together), and stored as that absolute path. A path that exists
+        only relative to the working directory is kept as written (specs saved by older runs);
+        bundled dataset names, ``frame`` and absolute paths are unchanged.
+        """
         path = Path(path)
         if not path.is_file():
             raise SpecError(message("Spec file not found", str(path), "an existing .yaml or .json file"))
-        return cls.from_yaml(path.read_text())
+        spec = cls.from_yaml(path.read_text())
+        source = _source_beside(spec.data.source, path.parent)
+        return spec if source == spec.data.source else spec.with_values({"data.source": source})
 
     # ---- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -307,6 +316,23 @@ def _walk(data: Any, parts: list[str], path: str, create: bool) -> Any:
         else:
             raise SpecError(message(f"Cannot descend into {path!r} at {part!r}", node, "a section"))
     return node
+
+
+def _source_beside(source: str, folder: Path) -> str:
+    """``data.source`` resolved against ``folder`` when it is a relative file path (see Spec.load)."""
+    candidate = Path(source).expanduser()
+    looks_like_file = candidate.suffix != "" or len(candidate.parts) > 1
+    if (
+        candidate.is_absolute()
+        or source == "frame"
+        or not looks_like_file
+        and not (folder / source).is_file()
+    ):
+        return source
+    beside = (folder / candidate).resolve()
+    if beside.is_file() or not candidate.is_file():
+        return str(beside)
+    return source  # found only from the working directory: as before
 
 
 def get_path(data: dict[str, Any], path: str) -> Any:
