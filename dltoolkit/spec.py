@@ -112,7 +112,7 @@ class NodeSpec(BaseModel):
     name: str
     op: str
     inputs: list[str] | None = None  # default: the previous node (or the graph input)
-    repeat: int = Field(1, ge=1)  # stack the op this many times (a repeated block)
+    repeat: int = Field(1, ge=1, le=1000)  # stack the op this many times (a repeated block)
 
     @property
     def attrs(self) -> dict[str, Any]:

@@ -93,6 +93,21 @@ CASES = [
         r"'b'.*2.*stratify",
     ),
     (
+        "oversized-units",
+        spec(graph__nodes=[{"name": "hidden", "op": "linear", "units": 1e9}]),
+        None,
+        SpecError,
+        r"Node 'hidden' \(linear\) makes the model too large to build: received '14,000,000,000 parameters"
+        r".*expected at most 100,000,000 parameters.*DLTOOLKIT_MAX_PARAMS",
+    ),
+    (
+        "oversized-repeat",
+        spec(graph__nodes=[{"name": "h", "op": "linear", "units": 4000, "repeat": 50}]),
+        None,
+        SpecError,
+        r"Node 'h' \(linear\) makes the model too large.*graph so far",
+    ),
+    (
         "no-rows",
         spec(data__source="frame"),
         pd.DataFrame(columns=["x", "target"]),

@@ -217,3 +217,14 @@ def test_draw_returns_a_figure_with_shapes(tmp_path):
     fig.savefig(tmp_path / "g.png")
     assert (tmp_path / "g.png").stat().st_size > 1000
     assert "parameters" in g._repr_html_()
+
+
+def test_parameter_ceiling_is_checked_before_building_and_can_be_raised(monkeypatch):
+    from dltoolkit.graph.graph import MAX_PARAMS_ENV
+
+    spec = GraphSpec.model_validate({"sequential": [{"op": "linear", "units": 16}]})
+    monkeypatch.setenv(MAX_PARAMS_ENV, "50")
+    with pytest.raises(SpecError, match=r"received '80 parameters.*expected at most 50 parameters"):
+        Graph(spec, input_shape=(4,))
+    monkeypatch.setenv(MAX_PARAMS_ENV, "1e3")
+    assert Graph(spec, input_shape=(4,)).total_params == 80
