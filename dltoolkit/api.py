@@ -194,7 +194,7 @@ def _train_and_write(
         extra_callbacks=callbacks,
     )
     d = checked.data
-    predictor = Predictor(spec, d.preprocessor, d.target, result.model)
+    predictor = Predictor(spec, d.preprocessor, d.target, result.model, examples=d.raw_test)
     metrics, y_true, shown = test_metrics(predictor, d)
     seconds = time.perf_counter() - started
     files = _write_outputs(

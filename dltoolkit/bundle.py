@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 FILES = ("spec.yaml", "preprocess.json", "weights.pt", "metrics.json", "bundle.json")
+EXAMPLES = "examples.json"  # optional: raw test rows (original columns) export verifies itself on
+EXAMPLE_ROWS = 256
 
 
 class Predictor:
@@ -45,11 +47,13 @@ class Predictor:
         model: torch.nn.Module,
         metrics: dict[str, Any] | None = None,
         path: Path | None = None,
+        examples: pd.DataFrame | None = None,
     ) -> None:
         self.spec, self.preprocessor, self.target = spec, preprocessor, target
         self.model = model.eval()
         self.metrics = metrics or {}
         self.path = path
+        self.examples = examples  # raw test rows the bundle carries: export verifies itself on them
 
     @property
     def classes(self) -> list[str] | None:
@@ -183,6 +187,10 @@ def save_bundle(path: str | os.PathLike, predictor: Predictor, extra: dict[str, 
         (tmp / "preprocess.json").write_text(json.dumps(state))
         torch.save(predictor.model.state_dict(), tmp / "weights.pt")
         (tmp / "metrics.json").write_text(json.dumps(predictor.metrics, indent=2))
+        if predictor.examples is not None:
+            (tmp / EXAMPLES).write_text(
+                predictor.examples.head(EXAMPLE_ROWS).to_json(orient="split", index=False)
+            )
         meta = {"format": FORMAT, "kind": "model", "torch": torch.__version__} | (extra or {})
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2))
     return path
@@ -301,4 +309,22 @@ def load(path: str | os.PathLike) -> Predictor | Ensemble:
     model = graph_for(spec, pre, target.n_outputs).compile()
     _read_weights(path, model)
     metrics = _read_json(path / "metrics.json")
-    return Predictor(spec, pre, target, model, metrics, path)
+    return Predictor(spec, pre, target, model, metrics, path, _read_examples(path / EXAMPLES))
+
+
+def _read_examples(file: Path) -> pd.DataFrame | None:
+    """The example rows of a bundle (None for a bundle written before they were kept)."""
+    if not file.is_file():
+        return None
+    data = _read_json(file)
+    try:
+        return pd.DataFrame(data["data"], columns=data["columns"]).infer_objects()
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(
+            message(
+                f"Damaged bundle file {str(file)!r}",
+                f"{type(e).__name__}: {e}",
+                "the example rows dltoolkit wrote",
+                "Write the bundle again (dltoolkit run) or delete the file (export then needs --data).",
+            )
+        ) from None

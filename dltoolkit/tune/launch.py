@@ -261,7 +261,7 @@ def top_predictors(runner: Sweep, checkpoints: dict[str, Any], k: int) -> list[t
         d, spec = runner.data, runner.trial_spec.with_values(rec.config)
         model = graph_for(spec, d.preprocessor, d.n_outputs).compile()
         model.load_state_dict(state["best"]["weights"])
-        predictor = Predictor(spec, d.preprocessor, d.target, model)
+        predictor = Predictor(spec, d.preprocessor, d.target, model, examples=d.raw_test)
         test_metrics(predictor, d)
         out.append((rec, state["best"], predictor))
         if len(out) == k:
