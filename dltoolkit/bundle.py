@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ import pandas as pd
 import torch
 
 from dltoolkit._files import atomic_dir
+from dltoolkit.data._rows import Column, InputWarning, check_rows, schema_of
 from dltoolkit.data.preprocess import Preprocessor
 from dltoolkit.data.target import TargetEncoder
 from dltoolkit.errors import DataError, DLToolkitError, message
@@ -70,9 +72,32 @@ class Predictor:
         """The same as :attr:`input_columns`."""
         return self.input_columns
 
+    @property
+    def input_schema(self) -> list[Column]:
+        """One :class:`~dltoolkit.data._rows.Column` per input column: kind, nullable, categories."""
+        return schema_of([self.preprocessor])
+
+    def check_inputs(self, X: Any) -> tuple[pd.DataFrame, list[str]]:
+        """Raw rows read and checked as ``predict`` and the server check them (one set of rules).
+
+        Returns:
+            The rows in :attr:`input_columns` with checked values, and warning texts (unseen
+            categories, ignored columns).
+
+        Raises:
+            InputError: a missing column or a value the column cannot take.
+        """
+        return check_rows(self.preprocessor.frame(read_rows(X)), self.input_schema)
+
     def transform(self, X: Any) -> torch.Tensor:
-        """Raw rows (DataFrame, 2-d array or CSV path) to the model's input tensor."""
-        return torch.from_numpy(self.preprocessor.transform(read_rows(X)))
+        """Raw rows (DataFrame, 2-d array or CSV path) to the model's input tensor.
+
+        Unseen categories and ignored columns are reported as an :class:`InputWarning`.
+        """
+        frame, notes = self.check_inputs(X)
+        for note in notes:
+            warnings.warn(note, InputWarning, stacklevel=3)
+        return torch.from_numpy(self.preprocessor.transform(frame))
 
     def output(self, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
         """Probabilities (n, C) for classification, scaled values (n,) for regression."""

@@ -13,6 +13,7 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,15 +108,20 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from dltoolkit.bundle import load, read_rows
+    from dltoolkit.bundle import load
+    from dltoolkit.data._rows import InputWarning
 
     model = load(args.model)
-    frame = read_rows(args.input)
-    result = pd.DataFrame({"prediction": model.predict(frame)})
-    if model.classes is not None:
-        proba = model.predict_proba(frame)
-        for i, name in enumerate(model.classes):
-            result[f"proba_{name}"] = proba[:, i]
+    frame, notes = model.check_inputs(args.input)
+    for note in notes:  # unseen categories, ignored columns: one line each, once
+        print(f"warning: {note}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)
+        result = pd.DataFrame({"prediction": model.predict(frame)})
+        if model.classes is not None:
+            proba = model.predict_proba(frame)
+            for i, name in enumerate(model.classes):
+                result[f"proba_{name}"] = proba[:, i]
     if args.out:
         from dltoolkit.spec import atomic_write_text
 

@@ -317,7 +317,9 @@ def _transform_column(series: pd.Series, plan: dict[str, Any]) -> np.ndarray:
     strings = _as_strings(series)
     if plan["fill"] is not None:
         strings = strings.fillna(plan["fill"])
-    codes = pd.Categorical(strings, categories=plan["categories"]).codes.astype(np.int64)
+    # unknown or missing -> -1 (pd.Categorical with unknown values is deprecated in pandas)
+    codes = pd.Index(plan["categories"], dtype=object).get_indexer(strings.to_numpy(dtype=object))
+    codes = codes.astype(np.int64)
     if not plan["onehot"]:
         return codes[:, None].astype(np.float64)  # unknown or missing -> -1
     out = np.zeros((len(codes), len(plan["categories"])))

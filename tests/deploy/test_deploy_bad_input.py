@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -106,3 +107,13 @@ def test_readme_example_on_the_digits_frame(tmp_path):
         model.predict_proba(frame)
     raw_rows = pd.DataFrame(frame.to_numpy(), columns=model.input_columns)
     assert model.predict_proba(raw_rows).shape == (5, 10)
+
+
+def test_cli_predict_warns_once_per_unseen_category_column(mixed_bundle, tmp_path, capsys):
+    frame = load(mixed_bundle).examples.head(6).reset_index(drop=True)  # raw test rows it carries
+    frame.loc[0, "color"] = "purple"
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    assert main(["predict", str(mixed_bundle), str(tmp_path / "in.csv")]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("warning:") == 1 and "Column 'color': 1 of 6 value(s) are categories not seen" in err
+    assert len(pd.read_csv(io.StringIO(out))) == 6
