@@ -110,10 +110,10 @@ def check_rows(frame: pd.DataFrame, schema: Sequence[Column]) -> tuple[pd.DataFr
         values, note = _checked(frame[column.name], column)
         out[column.name] = values
         notes += [note] if note else []
-    return pd.DataFrame(out, index=frame.index, columns=names), notes
+    return pd.DataFrame(out, index=frame.index, columns=names, copy=False), notes
 
 
-def _checked(series: pd.Series, column: Column) -> tuple[pd.Series, str | None]:
+def _checked(series: pd.Series, column: Column) -> tuple[np.ndarray | pd.Series, str | None]:
     if column.type == "number":
         return _numbers(series, column), None
     values = series.to_numpy(dtype=object)
@@ -139,7 +139,7 @@ def _checked(series: pd.Series, column: Column) -> tuple[pd.Series, str | None]:
     )
 
 
-def _numbers(series: pd.Series, column: Column) -> pd.Series:
+def _numbers(series: pd.Series, column: Column) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series) or (
         pd.api.types.is_numeric_dtype(series) and not isinstance(series.dtype, pd.CategoricalDtype)
     ):
@@ -165,7 +165,7 @@ def _numbers(series: pd.Series, column: Column) -> pd.Series:
             column.name,
             i,
         )
-    return pd.Series(values, index=series.index, name=series.name)
+    return values
 
 
 def _number(value: Any, column: Column, row: int) -> float:
