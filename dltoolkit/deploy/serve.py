@@ -139,7 +139,7 @@ def _array(values: list[Any]) -> np.ndarray:
     """One column's JSON values: float64 when all are plain numbers (the common, fast case)."""
     if all(type(v) is float or type(v) is int for v in values):
         return np.array(values, dtype=np.float64)
-    return np.array(values, dtype=object)
+    return np.fromiter(values, dtype=object, count=len(values))  # a list value stays one element
 
 
 def _check_columns(i: int, record: Any, names: list[str]) -> list[str]:
