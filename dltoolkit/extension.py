@@ -5,11 +5,12 @@ Magics:
     a Spec/Studio variable; the cell's value is the Run.
     ``%dlt_tune SPEC [--samples N] [--search S] [--scheduler S] [--address A] [--max-concurrent N]
     [--epochs N] [--out DIR [--overwrite]] [--set PATH=VALUE ...]``: launch a sweep in the background; the cell's
-    value is the Sweep (it updates when displayed again).
+    value is the Sweep, shown as a live view (status, trial table, curves) that follows it to its end.
     ``%dlt_sweeps``: the sweeps of this kernel, running and finished, as a table.
 
-Spec, Graph and Run objects render as HTML (a summary table and the graph picture); Sweep and model
-bundles render through their own ``_repr_html_``. Nothing heavy is imported until it is used.
+Spec, Graph and Run objects render as HTML (a summary table and the graph picture); a Sweep renders
+as its live view (a widget; its ``_repr_html_`` where widgets cannot show); model bundles render
+through their own ``_repr_html_``. Nothing heavy is imported until it is used.
 
 Example:
     >>> %load_ext dltoolkit                           # doctest: +SKIP
@@ -83,6 +84,17 @@ def register_formatters(ipython: Any) -> None:
     formatter.for_type(Spec, spec_html)
     formatter.for_type(Graph, graph_html)
     formatter.for_type(Run, run_html)
+    # a Sweep shows as its live view (a widget); its static HTML stays for frontends without widgets
+    ipython.display_formatter.mimebundle_formatter.for_type_by_name(
+        "dltoolkit.tune.sweep", "Sweep", sweep_view
+    )
+
+
+def sweep_view(sweep: Any) -> Any:
+    """A Sweep as a live :class:`~dltoolkit.widgets.sweep_view.SweepView` that follows it to its end."""
+    from dltoolkit.widgets.sweep_view import SweepView
+
+    return SweepView().watch(sweep)._repr_mimebundle_()
 
 
 # --------------------------------------------------------------------------- magics
@@ -184,21 +196,22 @@ def _magics(ipython: Any) -> dict[str, Any]:
         """%dlt_sweeps: the sweeps launched in this kernel (running and finished)."""
         import pandas as pd
 
+        from dltoolkit.widgets.sweep_view import sweep_state
+
         rows = []
-        for i, s in enumerate(SWEEPS):
+        for s in SWEEPS:
             best = s.best
             rows.append(
                 {
-                    "sweep": i,
                     "name": s.spec.name,
-                    "state": "done" if s.done else "running",
+                    "state": sweep_state(s)[0],
                     "trials": len(s.trials()),
-                    "metric": s.plan.metric,
-                    "best": None if best is None else best["score"],
-                    "out": str(s.out),
+                    "best": "" if best is None else f"{s.plan.metric} {best['score']:.4g}",
+                    "folder": str(s.out),
                 }
             )
-        return pd.DataFrame(rows, columns=["sweep", "name", "state", "trials", "metric", "best", "out"])
+        columns = ["name", "state", "trials", "best", "folder"]
+        return pd.DataFrame(rows, columns=columns).rename_axis("sweep")
 
     return {
         name: guarded(fn)

@@ -177,7 +177,7 @@ class ConfusionMatrixDisplay:
             cmap=cmap,
             colorbar=colorbar,
             values_format=".2f" if self.normalize else "d",
-            xticks_rotation=45 if k > 4 else "horizontal",
+            xticks_rotation=45 if k > 4 or max(map(len, map(str, self.classes))) > 6 else "horizontal",
         )
         suffix = f" (normalised over {self.normalize})" if self.normalize else ""
         ax.set_title(f"Confusion matrix{suffix}")

@@ -8,6 +8,7 @@ time, which also lets a restored experiment stream into a fresh Sweep.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,16 +32,66 @@ def start_ray(address: str | None) -> bool:
 
     A local Ray sizes itself: Ray counts the CPUs this process may use, container (cgroup) limits
     included, where ``os.cpu_count()`` would report the whole host (e.g. on Binder).
+
+    Ray's own processes (``gcs_server``, ``raylet``) are started with a parent-death signal, and on
+    Linux that signal follows the *thread* that spawned them: started from a short-lived thread (a
+    notebook panel's launch thread), they die with it and the kernel later exits with "Failed to
+    connect to GCS". So Ray is started either in the main thread or in :func:`owner_thread`, a
+    thread that lives as long as the process.
     """
     import ray
 
     if ray.is_initialized():
         return False
-    if address:
-        ray.init(address=address, log_to_driver=False)
+    if threading.current_thread() is threading.main_thread():
+        _init(address)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        owner_thread().submit(_init, address).result()
     return True
+
+
+def _init(address: str | None) -> None:
+    import logging
+
+    import ray
+
+    if ray.is_initialized():  # another thread got here first
+        return
+    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    # Ray's start-up notices (token authentication is on; no SIGTERM handler outside the main
+    # thread) are not the user's business in a notebook cell or a CLI run
+    noisy = [
+        logging.getLogger(n)
+        for n in ("ray._private.authentication.authentication_token_setup", "ray._private.worker")
+    ]
+    levels = [log.level for log in noisy]
+    for log in noisy:
+        log.setLevel(logging.ERROR)
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(include_dashboard=False, **quiet)
+    finally:
+        for log, level in zip(noisy, levels, strict=True):
+            log.setLevel(level)
+
+
+_OWNER: ThreadPoolExecutor | None = None
+_OWNER_LOCK = threading.Lock()
+
+
+def owner_thread() -> ThreadPoolExecutor:
+    """One thread for the whole process that starts the long-lived processes (Ray) dltoolkit needs.
+
+    An idle worker of a ThreadPoolExecutor waits for work until the executor is shut down; this
+    one is kept in a module global, so it lives until the interpreter exits.
+    """
+    global _OWNER
+    with _OWNER_LOCK:
+        if _OWNER is None:
+            _OWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dltoolkit-ray-owner")
+        return _OWNER
 
 
 def catch_interrupts() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from dltoolkit._files import check_out, claim_out
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.spec import Spec, atomic_write_text
+from dltoolkit.tune._phase import phase
 from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS, Plan
 from dltoolkit.tune.results import TrialRecord, ranked
 from dltoolkit.tune.sweep import EXPERIMENT, Sweep, plan_for
@@ -88,6 +89,7 @@ def sweep(
     if out is not None:
         check_out(out, overwrite, sweep=True)  # before any work
     out = Path(out) if out is not None else default_out(spec, "sweep")
+    phase("checking the spec, the data and every configuration of the space")
     runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
     claim_out(out, overwrite, sweep=True)
     spec.save(out / "spec.yaml")
@@ -99,11 +101,15 @@ def resume_sweep(
     *,
     data: Any = None,
     address: str | None = None,
-    background: bool = False,
+    background: bool = True,
     workers: bool | None = None,
 ) -> Sweep:
     """Continue the sweep in ``out`` whose driver stopped: unfinished trials go on from their last
-    checkpoint; finished (and errored) trials are kept, not run again."""
+    checkpoint; finished (and errored) trials are kept, not run again.
+
+    It runs in the background (a notebook cell returns at once): ``.wait()`` on the result, or
+    ``background=False``, blocks until it ends.
+    """
     from ray import tune
 
     out = Path(out)
@@ -117,6 +123,7 @@ def resume_sweep(
             )
         )
     choice = _workers_choice(workers, address)
+    phase("checking the spec and the data")
     runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter(), choice)
     return runner._launch(address, background, restore=True)
 
@@ -159,6 +166,8 @@ def build_tuner(runner: Sweep, restore: bool) -> Any:
     plan, key = runner.plan, str(runner.experiment)
     # per-epoch checkpoints force an experiment snapshot each time (cheap here, and what resume needs)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if runner.use_workers is not False:
+        phase("starting trial workers")
     workers = trial_workers(runner.plan, runner.use_workers)
     # a fresh sweep's first wave of trial actors all start (a resumed one may have fewer trials left)
     inputs = TrialInputs(ray.put(runner.data), workers, uuid.uuid4().hex, 0 if restore else len(workers))

@@ -119,16 +119,56 @@ def parallel_figure(table: pd.DataFrame, paths: list[str], metric: str, log_path
     span = (values.max() - values.min()).replace(0, 1.0)
     scaled = (values - values.min()) / span
     from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
     cmap = colormaps["viridis"]
     for i in range(len(scaled)):
         ax.plot(
             range(len(axes)), scaled.iloc[i].to_numpy(), color=cmap(float(scaled[column].iloc[i])), alpha=0.8
         )
-    ax.set_xticks(range(len(axes)), [f"log10 {a}" if a in log_paths else a for a in axes], fontsize="small")
+    for x, name in enumerate(axes):  # each axis says what its bottom and top stand for
+        ax.axvline(x, color="#999", linewidth=0.8, zorder=0)
+        if len(values):
+            low, high = values[name].min(), values[name].max()
+            ax.annotate(
+                _tick(done, name, low, log_paths),
+                (x, 0),
+                xytext=(0, -4),
+                textcoords="offset points",
+                ha="center",
+                va="top",
+                fontsize="x-small",
+            )
+            ax.annotate(
+                _tick(done, name, high, log_paths),
+                (x, 1),
+                xytext=(0, 4),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize="x-small",
+            )
+    ax.set_xticks(range(len(axes)), [f"{a} (log)" if a in log_paths else a for a in axes], fontsize="small")
+    ax.tick_params(axis="x", pad=14)
     ax.set_yticks([])
-    ax.set_title(f"hyperparameters against {column} (colour: {metric})")
+    ax.set_ylim(-0.08, 1.08)
+    if len(values):
+        scale = ScalarMappable(Normalize(values[column].min(), values[column].max()), cmap)
+        fig.colorbar(scale, ax=ax, label=column, fraction=0.04, pad=0.02)
+    ax.set_title(f"hyperparameters against {column}")
     return fig
+
+
+def _tick(table: pd.DataFrame, name: str, value: float, log_paths: set[str]) -> str:
+    """An axis end in the hyperparameter's own units (undoing log10 and category codes)."""
+    if name in log_paths:
+        return f"{10**value:.3g}"
+    numeric = pd.to_numeric(table[name], errors="coerce")
+    if numeric.notna().all():
+        return f"{value:.4g}"
+    categories = pd.Categorical(table[name].astype(str)).categories
+    return str(categories[int(value)]) if 0 <= int(value) < len(categories) else ""
 
 
 def importance(table: pd.DataFrame, paths: list[str], metric: str, log_paths: set[str]) -> pd.Series:
@@ -149,6 +189,21 @@ def importance(table: pd.DataFrame, paths: list[str], metric: str, log_paths: se
 
 def importance_figure(table: pd.DataFrame, paths: list[str], metric: str, log_paths: set[str]) -> Figure:
     """Horizontal bars of :func:`importance`."""
+    column = f"best_{metric}"
+    finished = int(table[column].notna().sum()) if column in table else 0
+    if finished < 3 or not paths:  # nothing to explain yet: say so rather than draw empty bars
+        fig, ax = _figure((6.0, 1.6))
+        ax.axis("off")
+        ax.text(
+            0.5,
+            0.5,
+            f"Importance needs more trials: at least 3 with a {metric}, {finished} so far.",
+            ha="center",
+            va="center",
+            fontsize="small",
+            wrap=True,
+        )
+        return fig
     scores = importance(table, paths, metric, log_paths)
     fig, ax = _figure((6.0, 1.0 + 0.5 * max(1, len(scores))))
     ax.barh(list(scores.index), scores.to_numpy())

@@ -195,9 +195,14 @@ class Sweep:
 
     # ------------------------------------------------------------------ running
     def _launch(self, address: str | None, background: bool, restore: bool) -> Sweep:
+        import ray
+
         from dltoolkit.tune import _ray
+        from dltoolkit.tune._phase import phase
         from dltoolkit.tune.launch import build_tuner
 
+        if not ray.is_initialized():
+            phase(f"connecting to Ray at {address}" if address else "starting Ray")
         self._owns_ray = _ray.start_ray(address)
         _ray.LIVE[str(self.experiment)] = self
         tuner = build_tuner(self, restore)

@@ -22,9 +22,12 @@ def png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def table_html(frame: Any, cls: str = "dlt-table", index: bool = False) -> str:
-    """A DataFrame as a compact HTML table carrying a CSS class the browser tests find."""
-    return frame.to_html(index=index, classes=cls, border=0, na_rep="", float_format=lambda v: f"{v:.4g}")
+def table_html(frame: Any, cls: str = "dlt-table", index: bool = False, na_rep: str = "") -> str:
+    """A DataFrame as a compact HTML table carrying a CSS class the browser tests find (cells escaped;
+    ``na_rep`` stands for missing values)."""
+    return frame.to_html(
+        index=index, classes=cls, border=0, na_rep=na_rep, float_format=lambda v: f"{v:.4g}", escape=True
+    )
 
 
 def explain(error: BaseException) -> str:
@@ -56,6 +59,11 @@ class MessageBox(w.HTML):
 
     def clear(self) -> None:
         self.info("")
+
+
+def wrap() -> w.Layout:
+    """A row that wraps onto the next line when the page is too narrow (JupyterLab at 1024 px)."""
+    return w.Layout(flex_flow="row wrap", align_items="flex-start")
 
 
 def labelled(widget: w.Widget, cls: str) -> w.Widget:

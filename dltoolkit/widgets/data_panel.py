@@ -52,6 +52,7 @@ class DataController:
         self.state = state
         self.namespace = namespace
         self.frame: pd.DataFrame | None = None
+        self.guessed: str | None = None  # a target taken as the last column, for the user to confirm
         spec = state.spec
         if spec.data.source == "frame":
             self.frame = state.data if isinstance(state.data, pd.DataFrame) else None
@@ -68,15 +69,15 @@ class DataController:
     def load(self, kind: str, value: Any) -> pd.DataFrame:
         """Load a bundled dataset (``"dataset"``), a CSV file (``"csv"``) or a kernel DataFrame."""
         if kind == "dataset":
-            frame, source, data = DATASETS.get(value)({}), value, None
+            frame, source, data, name = DATASETS.get(value)({}), value, None, str(value)
         elif kind == "csv":
-            frame, source, data = self._csv(str(value)), str(value), None
+            frame, source, data, name = self._csv(str(value)), str(value), None, Path(str(value)).stem
         elif kind == "dataframe":
             frame, source = self._dataframe(value), "frame"
-            data = frame
+            data, name = frame, value if isinstance(value, str) else "frame"
         else:
             raise DataError(message("Unknown data source kind", kind, f"one of {list(SOURCES)}"))
-        self._switch(frame, source, data)
+        self._switch(frame, source, data, name)
         return frame
 
     def _csv(self, path: str) -> pd.DataFrame:
@@ -114,11 +115,15 @@ class DataController:
         space = self.namespace if self.namespace is not None else _user_namespace()
         return sorted(k for k, v in space.items() if isinstance(v, pd.DataFrame) and not k.startswith("_"))
 
-    def _switch(self, frame: pd.DataFrame, source: str, data: Any) -> None:
+    def _switch(self, frame: pd.DataFrame, source: str, data: Any, name: str) -> None:
+        """Make ``frame`` the data; the spec's name follows it (runs and sweeps are named after it)."""
         target = self.state.spec.task.target
+        self.guessed = None
         if target not in frame.columns:
-            target = "target" if "target" in frame.columns else str(frame.columns[-1])
+            target, named = guess_target(frame)
+            self.guessed = None if named else target
         spec = self.state.spec.to_dict()
+        spec["name"] = name
         spec["data"] |= {"source": source, "features": None, "categorical": None, "options": {}}
         text = spec["preprocess"].get("text")
         keep_text = text is not None and text.get("column") in frame.columns
@@ -182,7 +187,7 @@ class DataController:
         self.state.update({"data.split.test": test, "data.split.val": val})
 
     # ------------------------------------------------------------------ looking
-    def preview(self, n: int = 5) -> pd.DataFrame:
+    def preview(self, n: int = 20) -> pd.DataFrame:
         return self._frame().head(n)
 
     def column_table(self) -> pd.DataFrame:
@@ -225,6 +230,24 @@ class DataController:
                 "share": (counts.values / counts.sum()).round(3),
             }
         )
+
+
+TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "response", "species", "diagnosis")
+
+
+def guess_target(frame: pd.DataFrame) -> tuple[str, bool]:
+    """(column, named): a column named like a target (``target``, ``label``, ``class``...; any case,
+    also as a suffix such as ``price_target``), else the last column with ``named`` False, so that
+    the panel asks the user to confirm it."""
+    columns = [str(c) for c in frame.columns]
+    lower = {c.lower(): c for c in columns}
+    for name in TARGET_NAMES:
+        if name in lower:
+            return lower[name], True
+    for c in columns:
+        if c.lower().endswith(("_target", "_label", "_class")):
+            return c, True
+    return columns[-1], False
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -292,7 +315,9 @@ class DataPanel(w.VBox):
         self.val = labelled(
             w.FloatText(value=spec.data.split.val, description="Val", step=0.05), "dlt-split-val"
         )
-        self.preview = labelled(w.HTML(), "dlt-preview")
+        self.preview = labelled(  # scrolls inside its own box, both ways
+            w.HTML(layout=w.Layout(max_height="260px", max_width="100%", overflow="auto")), "dlt-preview"
+        )
         self.columns = labelled(w.HTML(), "dlt-columns")
         self.balance = labelled(w.HTML(), "dlt-balance")
         self.load_button.on_click(lambda _: self._try(self._load))
@@ -318,23 +343,46 @@ class DataPanel(w.VBox):
             ),
         ]
         self._syncing = False
+        self._confirm = ""
+        for widget in (
+            self.path,
+            self.target,
+            self.task_kind,
+            self.column,
+            self.scale,
+            self.impute,
+            self.categorical,
+            self.test,
+            self.val,
+            self.dataset,
+        ):
+            widget.style.description_width = "initial"  # labels whole, never cut off
         self.refresh()
 
     def _try(self, action, *args: Any) -> None:
         if self._syncing:
             return
         self.message.clear()
+        self._confirm = ""
         try:
             action(*args)
         except (DLToolkitError, ValueError, KeyError, OSError) as e:
             self.message.error(e)
             return
         self.refresh()
+        if self._confirm:
+            self.message.info(self._confirm)
 
     def _load(self) -> None:
         value = self.dataset.value if self.kind.value == "dataset" else self.path.value.strip()
         frame = self.controller.load(self.kind.value, value)
-        self.message.info(f"Loaded {len(frame):,} rows and {frame.shape[1]} columns.")
+        text = f"Loaded {len(frame):,} rows and {frame.shape[1]} columns."
+        if self.controller.guessed is not None:
+            text += (
+                f" No column is named like a target (target, label, class, y...): the last one, "
+                f"{self.controller.guessed!r}, is the target for now. Pick the right one under Target."
+            )
+        self.message.info(text)
 
     def _set_target(self, column: str) -> None:
         if column and column != self.controller.state.spec.task.target:
@@ -352,6 +400,13 @@ class DataPanel(w.VBox):
             None if self.impute.value == "default" else self.impute.value,
             pick[self.categorical.value],
         )
+        chosen = {
+            "scale": self.scale.value,
+            "impute": self.impute.value,
+            "categorical": self.categorical.value,
+        }
+        said = ", ".join(f"{k} {v}" for k, v in chosen.items() if v != "default") or "the panel-wide defaults"
+        self._confirm = f"Column {self.column.value!r} now uses {said}."
 
     def refresh(self) -> None:
         c, spec = self.controller, self.controller.state.spec
@@ -367,7 +422,7 @@ class DataPanel(w.VBox):
             self._syncing = False
         if c.frame is None:
             return
-        self.preview.value = table_html(c.preview(), "dlt-table dlt-preview-table")
+        self.preview.value = table_html(c.preview(), "dlt-table dlt-preview-table", na_rep="(missing)")
         self.columns.value = table_html(c.column_table(), "dlt-table dlt-columns-table")
         balance = c.class_balance()
         self.balance.value = (

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dltoolkit.errors import DLToolkitError, message
-from dltoolkit.widgets._common import MessageBox, image, labelled, table_html
+from dltoolkit.widgets._common import MessageBox, image, labelled, table_html, wrap
 from dltoolkit.widgets._prepared import prepared
 
 
@@ -38,6 +39,7 @@ class Evaluated:
     y_true: np.ndarray
     output: np.ndarray
     classes: list[str] | None
+    spec: dict[str, Any] | None = None  # the run's spec, for a configuration diff
 
 
 def _predictions(predictor, data: Any) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
@@ -47,6 +49,20 @@ def _predictions(predictor, data: Any) -> tuple[np.ndarray, np.ndarray, list[str
     if spec.task.is_classification:
         return d.y_test.numpy(), output, predictor.classes
     return d.target.inverse(d.y_test.numpy()), predictor.target.inverse(output), None
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, str]:
+    """A spec as ``{"train.optimizer.lr": "0.003", ...}``; graph nodes are keyed by their names."""
+    out: dict[str, str] = {}
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            out |= _flat(value, f"{prefix}{key}.")
+    elif isinstance(tree, list) and tree and all(isinstance(v, dict) and "name" in v for v in tree):
+        for value in tree:
+            out |= _flat(value, f"{prefix}{value['name']}.")
+    else:
+        out[prefix[:-1]] = f"{tree:.4g}" if isinstance(tree, float) else str(tree)
+    return out
 
 
 class EvalController:
@@ -78,6 +94,7 @@ class EvalController:
                 y_true,
                 output,
                 classes,
+                item.spec.to_dict(),
             )
         )
 
@@ -98,7 +115,16 @@ class EvalController:
         metrics = predictor.metrics or json.loads((bundle / "metrics.json").read_text())
         label = name or (path.name if path.name != "model" else path.parent.name)
         return self._keep(
-            Evaluated(label, predictor.spec.task.kind, metrics, history, y_true, output, classes)
+            Evaluated(
+                label,
+                predictor.spec.task.kind,
+                metrics,
+                history,
+                y_true,
+                output,
+                classes,
+                predictor.spec.to_dict(),
+            )
         )
 
     def _keep(self, item: Evaluated) -> Evaluated:
@@ -110,7 +136,32 @@ class EvalController:
         return item
 
     def remove(self, name: str) -> None:
+        self.get(name)
         self.runs = [r for r in self.runs if r.name != name]
+
+    def rename(self, name: str, new: str) -> None:
+        """Give a run on the dashboard another name (unique, not empty)."""
+        run, new = self.get(name), new.strip()
+        if not new or (new != name and new in self.names()):
+            raise DLToolkitError(
+                message(
+                    "Cannot use this name",
+                    new,
+                    "a name not empty and not used by another run",
+                    "Pick another.",
+                )
+            )
+        run.name = new
+
+    def diff(self, a: str, b: str) -> pd.DataFrame:
+        """The spec settings in which two runs differ: one row per dotted path, a column per run."""
+        left, right = (_flat(self.get(n).spec or {}) for n in (a, b))
+        rows = [
+            {"setting": k, a: left.get(k, "(unset)"), b: right.get(k, "(unset)")}
+            for k in sorted(set(left) | set(right))
+            if left.get(k) != right.get(k)
+        ]
+        return pd.DataFrame(rows, columns=["setting", a, b])
 
     def get(self, name: str) -> Evaluated:
         for r in self.runs:
@@ -156,13 +207,20 @@ class EvalPanel(w.VBox):
         self.add_button = labelled(w.Button(description="Add", icon="plus"), "dlt-eval-add")
         self.clear_button = labelled(w.Button(description="Clear"), "dlt-eval-clear")
         self.metrics = labelled(w.HTML(), "dlt-eval-metrics")
-        self.columns = labelled(w.HBox(), "dlt-eval-runs")
+        self.columns = labelled(w.HBox(layout=wrap()), "dlt-eval-runs")  # 3+ runs wrap, never squeeze
+        self.diff_a = labelled(w.Dropdown(description="Compare", options=[]), "dlt-eval-diff-a")
+        self.diff_b = labelled(w.Dropdown(description="with", options=[]), "dlt-eval-diff-b")
+        self.diff = labelled(w.HTML(), "dlt-eval-diff")
         self.add_button.on_click(lambda _: self._add_path())
         self.clear_button.on_click(lambda _: self._clear())
+        for box in (self.diff_a, self.diff_b):
+            box.observe(lambda _c: self._draw_diff(), "value")
         self.children = [
             w.HBox([self.path, self.add_button, self.clear_button]),
             self.message,
             self.metrics,
+            w.HBox([self.diff_a, self.diff_b]),
+            self.diff,
             self.columns,
         ]
 
@@ -187,6 +245,7 @@ class EvalPanel(w.VBox):
 
     def _clear(self) -> None:
         self.controller.runs = []
+        self._drawn = {}
         self.refresh()
 
     def refresh(self) -> None:
@@ -200,9 +259,51 @@ class EvalPanel(w.VBox):
         cache = getattr(self, "_drawn", {})
         self._drawn = {name: cache.get(name) or self._column(name) for name in c.names()}
         self.columns.children = list(self._drawn.values())
+        names = c.names()
+        pick_b = names[1] if len(names) > 1 else None
+        self.diff_a.options, self.diff_b.options = names, names
+        if len(names) > 1 and self.diff_a.value == self.diff_b.value:
+            self.diff_a.value, self.diff_b.value = names[0], pick_b
+        self._draw_diff()
+
+    def _draw_diff(self) -> None:
+        a, b = self.diff_a.value, self.diff_b.value
+        if not a or not b or a == b:
+            self.diff.value = ""
+            return
+        table = self.controller.diff(a, b)
+        self.diff.value = (
+            f"<i>{html.escape(a)} and {html.escape(b)} have the same settings.</i>"
+            if table.empty
+            else table_html(table, "dlt-table dlt-diff-table")
+        )
+
+    def _rename(self, name: str, new: str) -> None:
+        self.message.clear()
+        try:
+            self.controller.rename(name, new)
+        except DLToolkitError as e:
+            self.message.error(e)
+            return
+        self._drawn = {new if k == name else k: v for k, v in self._drawn.items()}
+        self.refresh()
+
+    def _remove(self, name: str) -> None:
+        self.controller.remove(name)
+        self._drawn.pop(name, None)
+        self.refresh()
 
     def _column(self, name: str) -> w.Widget:
-        items: list[w.Widget] = [w.HTML(f"<b>{name}</b>")]
+        title = labelled(
+            w.Text(value=name, continuous_update=False, layout=w.Layout(width="220px")), "dlt-eval-name"
+        )
+        title.observe(lambda c: self._rename(c["old"], c["new"]), "value")
+        remove = labelled(
+            w.Button(icon="trash", tooltip="remove this run", layout=w.Layout(width="36px")),
+            "dlt-eval-remove",
+        )
+        remove.on_click(lambda _: self._remove(title.value))
+        items: list[w.Widget] = [w.HBox([title, remove])]
         per_class = self.controller.per_class(name)
         if per_class is not None:
             items.append(
@@ -211,6 +312,7 @@ class EvalPanel(w.VBox):
         for key, fig in self.controller.figures(name).items():
             picture = image("dlt-eval-plot")
             picture.add_class(f"dlt-plot-{key}")
+            picture.layout.max_width = "100%"  # fits its run's column
             picture.show(fig)
             items += [w.HTML(f"<i>{key.replace('_', ' ')}</i>"), picture]
-        return labelled(w.VBox(items), "dlt-eval-run")
+        return labelled(w.VBox(items, layout=w.Layout(max_width="460px")), "dlt-eval-run")

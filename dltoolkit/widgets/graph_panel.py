@@ -17,7 +17,7 @@ import ipywidgets as w
 import yaml
 
 from dltoolkit.graph import LAYERS
-from dltoolkit.widgets._common import MessageBox, image, labelled, table_html
+from dltoolkit.widgets._common import MessageBox, image, labelled, table_html, wrap
 from dltoolkit.widgets._state import SpecState
 from dltoolkit.widgets.graph_builder import TEMPLATES, Attribute, GraphBuilder, op_attributes
 
@@ -32,6 +32,10 @@ class GraphPanel(w.VBox):
         self.add_class("dlt-graph-panel")
         self.builder = builder
         self.selected: str | None = None
+        self._syncing = False
+        self._editor_key: tuple | None = None
+        self._fields: dict[str, Any] = {}
+        self._shows: list[str | None] = [None]
         self.message = MessageBox()
         self.template = labelled(w.Dropdown(options=TEMPLATES, description="Template"), "dlt-template")
         self.apply_button = labelled(w.Button(description="Apply template"), "dlt-apply-template")
@@ -53,13 +57,18 @@ class GraphPanel(w.VBox):
             w.HBox([self.template, self.apply_button, self.undo_button]),
             w.HBox([self.new_op, self.new_name, self.add_button]),
             self.message,
-            w.HBox([w.VBox([self.node_list, self.editor]), w.VBox([self.total, self.summary, self.picture])]),
+            w.HBox(  # side by side where there is room, one above the other on a narrow page
+                [w.VBox([self.node_list, self.editor]), w.VBox([self.total, self.summary, self.picture])],
+                layout=wrap(),
+            ),
         ]
         builder.state.observe(lambda _spec: self.refresh())
         self.refresh()
 
     # ------------------------------------------------------------------ actions
     def _do(self, action, *args: Any) -> None:
+        if self._syncing:  # the panel is showing the builder's values, not the user editing them
+            return
         action(*args)
         if self.selected not in [n["name"] for n in self.builder.nodes]:
             self.selected = None
@@ -70,6 +79,20 @@ class GraphPanel(w.VBox):
         self.builder.add_node(self.new_op.value, self.new_name.value.strip() or None)
         added = [n["name"] for n in self.builder.nodes if n["name"] not in before]
         self.selected = added[0] if added else self.selected
+        self.refresh()
+
+    def _rename(self, old: str, new: str) -> None:
+        if self._syncing or not new or new == old:
+            return
+        follow = old == self.selected  # the editor stays on the renamed node (a refused name stays
+        if follow:  # in the draft, shown with its error, until fixed or undone)
+            self.selected = new
+        if (
+            not self.builder.rename(old, new)
+            and follow
+            and new not in [n["name"] for n in self.builder.nodes]
+        ):
+            self.selected = old
         self.refresh()
 
     def select(self, name: str) -> None:
@@ -89,7 +112,7 @@ class GraphPanel(w.VBox):
         if self.selected not in names:
             self.selected = names[-1] if names else None
         self.node_list.children = [self._row(n) for n in b.nodes]
-        self.editor.children = self._editor() if self.selected else []
+        self._draw_editor()
         table = b.summary()
         if table is not None:
             total = table.iloc[-1]
@@ -99,6 +122,37 @@ class GraphPanel(w.VBox):
             )
             self.summary.value = table_html(table, "dlt-table dlt-summary-table")
             self.picture.show(b.figure())
+
+    def _draw_editor(self) -> None:
+        """Build the editor when the op (so the fields) changes; otherwise update it in place, so a
+        field being typed into keeps its focus, its caret and the page's scroll position."""
+        if not self.selected:
+            self.editor.children, self._editor_key = [], None
+            return
+        node = self.builder.node(self.selected)
+        try:
+            attributes = op_attributes(node["op"])
+        except KeyError:
+            attributes = []
+        key = (node["op"], tuple(_kind(a, node.get(a.name, a.default)) for a in attributes))
+        if key != self._editor_key:
+            self.editor.children, self._editor_key = self._editor(attributes), key
+        self._shows[0] = node["name"]
+        self._syncing = True
+        try:
+            self._fields["name"].value = node["name"]
+            self._fields["op"].value = node["op"]
+            self._fields["inputs"].value = ", ".join(node.get("inputs") or [])
+            space = self.builder.tunable()
+            for attr in attributes:
+                control, tune, domain = self._fields[attr.name]
+                control.value = _shown(attr, node.get(attr.name, attr.default))
+                entry = space.get(f"graph.nodes.{node['name']}.{attr.name}")
+                tune.value = entry is not None
+                if entry is not None:
+                    domain.value = yaml.safe_dump(entry, default_flow_style=True).strip()
+        finally:
+            self._syncing = False
 
     def _row(self, node: dict) -> w.Widget:
         name = node["name"]
@@ -125,52 +179,51 @@ class GraphPanel(w.VBox):
         row.add_class(f"dlt-node-{name}")
         return row
 
-    def _editor(self) -> list[w.Widget]:
-        node = self.builder.node(self.selected)
-        name = node["name"]
-        rename = labelled(w.Text(value=name, description="Name"), "dlt-node-name")
-        rename.observe(lambda c: self._do(self.builder.rename, name, c["new"].strip()), "value")
-        op = labelled(w.Dropdown(options=LAYERS.names(), value=node["op"], description="Op"), "dlt-node-op")
-        op.observe(lambda c: self._do(self.builder.set_op, name, c["new"]), "value")
+    def _editor(self, attributes: list[Attribute]) -> list[w.Widget]:
+        """The fields of the selected node; each acts on whichever node is selected when it fires.
+
+        Text fields commit on Enter or when they lose focus (``continuous_update=False``): a
+        commit per keystroke rebuilt the panel, lost the focus after one letter and sent the next
+        keys to JupyterLab's shortcuts.
+        """
+        # the node these fields show; a field of an editor already replaced (typed into just before
+        # the browser received the new one) still commits to the node it showed
+        self._shows = shows = [self.selected]
+        rename = labelled(w.Text(description="Name", continuous_update=False), "dlt-node-name")
+        rename.observe(lambda c: self._rename(shows[0], c["new"].strip()), "value")
+        op = labelled(w.Dropdown(options=LAYERS.names(), description="Op"), "dlt-node-op")
+        op.observe(lambda c: self._do(self.builder.set_op, shows[0], c["new"]), "value")
         inputs = labelled(
-            w.Text(
-                value=", ".join(node.get("inputs") or []), description="Inputs", placeholder="previous node"
-            ),
+            w.Text(description="Inputs", placeholder="previous node", continuous_update=False),
             "dlt-node-inputs",
         )
-        inputs.observe(lambda c: self._do(self.builder.connect, name, _names(c["new"])), "value")
-        rows: list[w.Widget] = [rename, op, inputs]
-        try:
-            attributes = op_attributes(node["op"])
-        except KeyError:
-            attributes = []
-        rows += [self._attr_row(node, a) for a in attributes]
-        return rows
+        inputs.observe(lambda c: self._do(self.builder.connect, shows[0], _names(c["new"])), "value")
+        self._fields = {"name": rename, "op": op, "inputs": inputs}
+        return [rename, op, inputs] + [self._attr_row(a, shows) for a in attributes]
 
-    def _attr_row(self, node: dict, attr: Attribute) -> w.Widget:
-        name, value = node["name"], node.get(attr.name, attr.default)
-        control = _control(attr, value)
-        control.observe(lambda c: self._set_attr(name, attr, c["new"]), "value")
-        space = self.builder.tunable().get(f"graph.nodes.{name}.{attr.name}")
-        tune = labelled(w.Checkbox(value=space is not None, description="tune", indent=False), "dlt-tune")
+    def _attr_row(self, attr: Attribute, shows: list[str]) -> w.Widget:
+        node = self.builder.node(shows[0])
+        control = _control(attr, node.get(attr.name, attr.default))
+        control.observe(lambda c: self._set_attr(shows[0], attr, c["new"]), "value")
+        tune = labelled(w.Checkbox(description="tune", indent=False), "dlt-tune")
         domain = labelled(
-            w.Text(
-                value=yaml.safe_dump(space, default_flow_style=True).strip() if space else "",
-                placeholder="{choice: [32, 64]}",
-                layout=w.Layout(width="200px"),
-            ),
+            w.Text(placeholder="{choice: [32, 64]}", layout=w.Layout(width="200px"), continuous_update=False),
             "dlt-tune-range",
         )
 
         def on_tune(_change: Any) -> None:
+            if self._syncing:
+                return
+            name = shows[0]
             if not tune.value:
                 self._do(self.builder.unmark_tunable, name, attr.name)
                 return
-            ranged = _range(domain.value, value)
+            ranged = _range(domain.value, self.builder.node(name).get(attr.name, attr.default))
             self._do(self.builder.mark_tunable, name, attr.name, *ranged)
 
         tune.observe(on_tune, "value")
         domain.observe(lambda _c: on_tune(None) if tune.value else None, "value")
+        self._fields[attr.name] = (control, tune, domain)
         row = w.HBox([control, tune, domain])
         row.add_class(f"dlt-attr-row-{attr.name}")
         return row
@@ -189,20 +242,30 @@ class GraphPanel(w.VBox):
         raise KeyError(f"The selected node {self.selected!r} has no attribute {attr!r}")
 
 
-def _control(attr: Attribute, value: Any) -> w.Widget:
-    label = attr.name + (" *" if attr.required else "")
+def _kind(attr: Attribute, value: Any) -> str:
+    """Which control shows ``value``: the attribute's own widget, or YAML text when it has none."""
     factory = _CONTROLS.get(attr.kind)
     if factory is None or value is None or (attr.kind != "str" and isinstance(value, str)):
-        shown = (
-            ""
-            if value is None
-            else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...")
-        )
-        control = w.Text(value=shown.strip(), description=label, continuous_update=False)
-    elif factory is w.Text:
-        control = w.Text(value=value, description=label, continuous_update=False)
-    else:
-        control = factory(value=value, description=label)
+        return "yaml"
+    return attr.kind
+
+
+def _shown(attr: Attribute, value: Any) -> Any:
+    if _kind(attr, value) != "yaml":
+        return value
+    return (
+        ""
+        if value is None
+        else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    )
+
+
+def _control(attr: Attribute, value: Any) -> w.Widget:
+    label = attr.name + (" *" if attr.required else "")
+    kind = _kind(attr, value)
+    factory = w.Text if kind in ("yaml", "str") else _CONTROLS[kind]
+    options = {"continuous_update": False} if factory is w.Text else {}
+    control = factory(value=_shown(attr, value), description=label, **options)
     control.add_class(f"dlt-attr-{attr.name}")
     return control
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+import yaml
 
 from dltoolkit.errors import DLToolkitError
 from dltoolkit.spec import Spec
@@ -30,18 +31,24 @@ TITLES = ("Data", "Graph", "Training", "Tuning", "Evaluation", "Spec")
 
 
 class SpecPanel(w.VBox):
-    """The live spec as YAML, and a Save button (the file runs with ``dltoolkit run``)."""
+    """The live spec as highlighted YAML — what differs from the defaults first, the full spec a click
+    away — and a Save button (the file runs with ``dltoolkit run``; it holds the full spec)."""
 
     def __init__(self, state: SpecState) -> None:
         super().__init__()
         self.add_class("dlt-spec-panel")
         self.state = state
-        self.yaml = labelled(w.HTML(), "dlt-spec-yaml")
+        self.yaml = labelled(w.HTML(layout=w.Layout(max_height="520px", overflow="auto")), "dlt-spec-yaml")
+        self.show = labelled(
+            w.ToggleButtons(options=["changes from defaults", "full spec"], value="changes from defaults"),
+            "dlt-spec-show",
+        )
         self.path = labelled(w.Text(value=f"{state.spec.name}.yaml", description="Save as"), "dlt-spec-path")
         self.save_button = labelled(w.Button(description="Save", icon="save"), "dlt-spec-save")
         self.message = MessageBox()
         self.save_button.on_click(lambda _: self.save())
-        self.children = [w.HBox([self.path, self.save_button]), self.message, self.yaml]
+        self.show.observe(lambda _c: self.refresh(), "value")
+        self.children = [w.HBox([self.path, self.save_button]), self.message, self.show, self.yaml]
         state.observe(lambda _spec: self.refresh())
         self.refresh()
 
@@ -54,8 +61,36 @@ class SpecPanel(w.VBox):
         self.message.info(f"Saved to {path}: run it with `dltoolkit run {path}`.")
         return path
 
+    def text(self) -> str:
+        """The YAML shown: the fields that differ from the defaults, or the full spec; floats rounded
+        to 4 significant digits for reading (Save writes them exactly)."""
+        spec = self.state.spec
+        full = self.show.value == "full spec"
+        data = spec.to_dict() if full else spec.model_dump(mode="json", exclude_defaults=True)
+        return yaml.dump(data, Dumper=_RoundingDumper, sort_keys=False, default_flow_style=None, width=100)
+
     def refresh(self) -> None:
-        self.yaml.value = f"<pre>{html.escape(self.state.spec.to_yaml())}</pre>"
+        self.yaml.value = highlight_yaml(self.text())
+
+
+class _RoundingDumper(yaml.SafeDumper):
+    """YAML with floats at 4 significant digits (0.0030000000000000001 reads 0.003)."""
+
+
+_RoundingDumper.add_representer(
+    float, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:float", f"{value:.4g}")
+)
+
+
+def highlight_yaml(text: str) -> str:
+    """YAML as HTML with syntax colours (Pygments, inline styles: no stylesheet needed)."""
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import YamlLexer
+    except ImportError:  # pragma: no cover - Pygments comes with IPython
+        return f"<pre>{html.escape(text)}</pre>"
+    return highlight(text, YamlLexer(), HtmlFormatter(noclasses=True, style="friendly", nowrap=False))
 
 
 class Studio(w.Tab):

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from pytorch_lightning.callbacks import Callback
 from dltoolkit._files import new_out_dir
 from dltoolkit.api import Run
 from dltoolkit.errors import DLToolkitError
-from dltoolkit.widgets._common import MessageBox, explain, image, labelled
+from dltoolkit.widgets._common import MessageBox, explain, image, labelled, wrap
 from dltoolkit.widgets._state import SpecState
 
 
@@ -71,7 +72,10 @@ class TrainController:
         self.status = "idle"
         self.on_epoch: list[Callable[[dict[str, Any]], None]] = []
         self.on_done: list[Callable[[TrainController], None]] = []
+        self.seconds: list[float] = []  # wall time of each epoch of the current (or last) training
+        self.epochs = 0  # the epochs the current (or last) training was asked for
         self._stop = threading.Event()
+        self._last = 0.0
         self._thread: threading.Thread | None = None
 
     def set(self, path: str, value: Any) -> None:
@@ -82,7 +86,8 @@ class TrainController:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        alive = self._thread is not None and self._thread.is_alive()
+        return alive and self.status in ("running", "stopping")  # not while telling on_done listeners
 
     def history(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
@@ -94,6 +99,7 @@ class TrainController:
         self.rows, self.result, self.error, self.status = [], None, "", "running"
         self._stop.clear()
         spec, data = self.state.spec, self.state.data
+        self.seconds, self.epochs, self._last = [], spec.train.epochs, time.perf_counter()
         folder = Path(out) if out else new_out_dir(spec.name, self.out)
         self._thread = threading.Thread(
             target=self._work, args=(spec, data, folder), daemon=True, name="dltoolkit-train"
@@ -113,7 +119,16 @@ class TrainController:
             self._thread.join(timeout)
         return not self.running
 
+    def eta(self) -> float | None:
+        """Seconds left at the mean pace of the epochs so far (None before the first epoch ends)."""
+        if not self.seconds or not self.running:
+            return None
+        return sum(self.seconds) / len(self.seconds) * max(self.epochs - len(self.seconds), 0)
+
     def _epoch(self, row: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        self.seconds.append(now - self._last)
+        self._last = now
         self.rows.append(row)
         for listener in list(self.on_epoch):
             listener(row)
@@ -163,6 +178,13 @@ class TrainPanel(w.VBox):
             w.Button(description="Stop", icon="stop", button_style="danger"), "dlt-stop-button"
         )
         self.status = labelled(w.HTML(), "dlt-train-status")
+        self.progress = labelled(
+            w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="240px", visibility="hidden")),
+            "dlt-train-progress",
+        )
+        self.epoch_table = labelled(
+            w.HTML(layout=w.Layout(max_height="320px", overflow="auto", min_width="320px")), "dlt-epoch-table"
+        )
         self.curves = image("dlt-train-curves")
         self.train_button.on_click(lambda _: self._start())
         self.stop_button.on_click(lambda _: c.stop())
@@ -171,11 +193,12 @@ class TrainPanel(w.VBox):
         fields = list(self.fields.values())
         self.children = [
             w.HBox([w.VBox(fields[:4]), w.VBox(fields[4:])]),
-            w.HBox([self.train_button, self.stop_button, self.status]),
+            w.HBox([self.train_button, self.stop_button, self.progress, self.status]),
             self.message,
-            self.curves,
+            w.HBox([self.curves, self.epoch_table], layout=wrap()),
         ]
         c.state.observe(lambda _spec: self._sync())
+        self._buttons()
 
     def _set(self, path: str, value: Any) -> None:
         if self._syncing:
@@ -185,10 +208,13 @@ class TrainPanel(w.VBox):
         self.message.clear()
         try:
             self.controller.set(path, value)
+            self._rejected = None
         except (DLToolkitError, ValueError) as e:
+            self._rejected = path
             self.message.error(e)
 
     _syncing = False
+    _rejected: str | None = None  # a field whose value the spec refused (training waits for a fix)
 
     def _sync(self) -> None:
         self._syncing = True
@@ -200,22 +226,31 @@ class TrainPanel(w.VBox):
             self._syncing = False
 
     def _start(self) -> None:
-        if self.message.is_error:  # a field holds a rejected value: do not train with the old one silently
+        if self._rejected:  # a field holds a rejected value: do not train with the old one silently
             self.message.error(self.message.text + "\nFix this value before training.")
             return
+        self.message.clear()  # the last training's error no longer holds
         try:
             self.controller.start()
         except DLToolkitError as e:
             self.message.error(e)
         self._draw()
 
+    def _buttons(self) -> None:
+        """Train is disabled while training runs, Stop while it does not (or is already stopping)."""
+        c = self.controller
+        self.train_button.disabled = c.running
+        self.stop_button.disabled = not c.running or c.status == "stopping"
+
     def _draw(self) -> None:
         from dltoolkit.evaluate import LearningCurveDisplay
 
         c = self.controller
         epochs = len(c.rows)
+        self._buttons()
+        self._progress(epochs)
         text = {
-            "running": f"training… epoch {epochs}/{c.state.spec.train.epochs}",
+            "running": f"training… epoch {epochs}/{c.epochs}",
             "stopping": "stopping…",
             "stopped": f"stopped after {epochs} epoch(s)",
             "done": f"done: {epochs} epoch(s)",
@@ -229,6 +264,28 @@ class TrainPanel(w.VBox):
             self.message.error(c.error)
         if epochs:
             self.curves.show(LearningCurveDisplay.from_history(c.history()).plot())
+            self.epoch_table.value = epoch_table(c.history(), c.seconds)
+
+    def _progress(self, epochs: int) -> None:
+        c, bar = self.controller, self.progress
+        if c.status == "idle":
+            return
+        bar.layout.visibility = "visible"
+        bar.max, bar.value = max(c.epochs, 1), min(epochs, max(c.epochs, 1))
+        eta = c.eta()
+        bar.description = f"ETA {eta:.0f} s" if eta is not None else ""
+        bar.bar_style = {"failed": "danger", "stopped": "warning", "done": "success"}.get(c.status, "info")
+
+
+def epoch_table(history: pd.DataFrame, seconds: list[float]) -> str:
+    """The per-epoch table: losses and metrics (4 significant digits) and each epoch's wall time."""
+    from dltoolkit.widgets._common import table_html
+
+    table = history.copy()
+    if len(seconds) == len(table):
+        table["seconds"] = [round(t, 2) for t in seconds]
+    keep = [c for c in table.columns if c == "epoch" or c == "seconds" or c.startswith(("train_", "val_"))]
+    return table_html(table[keep].iloc[::-1], "dlt-table dlt-epochs-table")  # the newest epoch on top
 
 
 def _headline(metrics: dict[str, Any]) -> str:

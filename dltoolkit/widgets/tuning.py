@@ -23,9 +23,10 @@ import yaml
 
 from dltoolkit._files import new_out_dir
 from dltoolkit.errors import DLToolkitError, SpecError, message
-from dltoolkit.widgets._common import MessageBox, explain, image, labelled, table_html
+from dltoolkit.widgets._common import MessageBox, explain, labelled, table_html
 from dltoolkit.widgets._state import SpecState
 from dltoolkit.widgets.graph_builder import replace
+from dltoolkit.widgets.sweep_view import SweepView
 
 SEARCHERS = ("random", "grid", "optuna")
 SCHEDULERS = ("fifo", "asha", "hyperband", "median", "pbt")
@@ -48,7 +49,9 @@ class TuneController:
         self.status, self.error = "idle", ""
         self.rows = 0
         self.on_change: list[Callable[[], None]] = []
+        self.phase = ""  # what a starting sweep is doing (checking, starting Ray, starting workers)
         self._thread: threading.Thread | None = None
+        self._out: Path | None = None
 
     # ------------------------------------------------------------------ the space and settings
     def space(self) -> pd.DataFrame:
@@ -84,27 +87,70 @@ class TuneController:
         launching = self._thread is not None and self._thread.is_alive()
         return launching or (self.sweep is not None and not self.sweep.done)
 
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the running or last sweep (None before the first launch)."""
+        return self._out
+
+    @property
+    def can_resume(self) -> bool:
+        """A stopped (or failed) sweep whose folder holds Ray's experiment state can go on."""
+        from dltoolkit.tune.sweep import EXPERIMENT
+
+        return (
+            not self.running
+            and self.status in ("stopped", "failed")
+            and self._out is not None
+            and (self._out / EXPERIMENT).is_dir()
+        )
+
     def launch(self) -> threading.Thread:
-        """Check and start the sweep in a background thread (Ray starts there, not in the kernel)."""
+        """Check and start the sweep in a background thread; Ray starts on a thread of its own that
+        lives as long as the kernel (see ``dltoolkit.tune._ray.start_ray``)."""
         if self.running:
             raise DLToolkitError("A sweep is already running: press Stop first or wait for it to end.")
+        spec = self.state.spec
+        out = new_out_dir(f"{spec.name}-sweep", self.out)
+        return self._start(lambda: self._sweep(spec, self.state.data, out), out)
+
+    def resume(self) -> threading.Thread:
+        """Continue the stopped sweep in :attr:`folder` in the background, live as Launch is:
+        stopped trials go on from their last checkpoints, trials not yet begun start."""
+        if not self.can_resume:
+            raise DLToolkitError(
+                "Nothing to resume: Resume continues a stopped sweep of this panel; launch a sweep first."
+            )
+        out, data = self._out, self.state.data
+        return self._start(lambda: self._resume(out, data), out)
+
+    def _sweep(self, spec, data, out: Path):
+        from dltoolkit.tune import sweep
+
+        return sweep(spec, address=self.address or None, out=out, data=data, background=True)
+
+    def _resume(self, out: Path, data):
+        from dltoolkit.tune import resume
+
+        return resume(out, data=data, address=self.address or None, background=True)
+
+    def _start(self, start: Callable[[], Any], out: Path) -> threading.Thread:
         # Ray Tune repeats a checkpoint-sync warning into the cell's output every few seconds
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        spec, data = self.state.spec, self.state.data
-        self.sweep, self.status, self.error, self.rows = None, "starting", "", 0
-        out = new_out_dir(f"{spec.name}-sweep", self.out)
+        self.sweep, self.status, self.error, self.rows, self._out = None, "starting", "", 0, out
+        self.phase = "checking the spec"
         self._thread = threading.Thread(
-            target=self._work, args=(spec, data, out), daemon=True, name="dltoolkit-sweep-launch"
+            target=self._work, args=(start,), daemon=True, name="dltoolkit-sweep-launch"
         )
         self._thread.start()
         self._changed()
         return self._thread
 
-    def _work(self, spec, data, out: Path) -> None:
-        from dltoolkit.tune import sweep
+    def _work(self, start: Callable[[], Any]) -> None:
+        from dltoolkit.tune._phase import reporting
 
         try:
-            self.sweep = sweep(spec, address=self.address or None, out=out, data=data, background=True)
+            with reporting(self._phase):
+                self.sweep = start()
             self.sweep.subscribe(self._row)
             self.status = "running"
             self._changed()
@@ -112,6 +158,10 @@ class TuneController:
             self.status = "stopped" if self.sweep.stopped else "done"
         except Exception as e:  # shown in the panel, never raised into the kernel
             self.status, self.error = "failed", explain(e)
+        self._changed()
+
+    def _phase(self, text: str) -> None:
+        self.phase = text
         self._changed()
 
     def _row(self, _row: dict[str, Any]) -> None:
@@ -129,17 +179,31 @@ class TuneController:
         return not self.running
 
     def stop(self) -> None:
-        """Stop the sweep cleanly (finished trials are kept; the Ray it started is shut down)."""
+        """Stop the sweep as Ctrl-C does: finished trials are kept, running ones can be resumed."""
         if self.sweep is not None and not self.sweep.done:
             self.status = "stopping"
             self._changed()
             threading.Thread(target=self.sweep.stop, daemon=True, name="dltoolkit-sweep-stop").start()
 
+    def view_state(self) -> tuple[str, str]:
+        """(state, text) for the status line: the start-up phase, then the sweep's progress."""
+        from dltoolkit.widgets.sweep_view import progress_text
+
+        if self.status == "starting":
+            return "starting", self.phase + "…"
+        if self.status == "failed":
+            return "failed", self.error
+        if self.status == "stopping":
+            return "stopping", "ending the running trials…"
+        return self.status, progress_text(self.sweep) if self.sweep is not None else ""
+
     def trials(self) -> pd.DataFrame:
         return self.sweep.trials() if self.sweep is not None else pd.DataFrame()
 
     def apply_best(self) -> dict[str, Any]:
-        """Make the best trial's configuration the current spec; returns that configuration."""
+        """Make the best trial's configuration the current spec; returns that configuration.
+
+        After a resume, the resumed sweep's results (earlier trials included) decide."""
         best = self.sweep.best if self.sweep is not None else None
         if not best:
             raise DLToolkitError("No trial has reported a result yet: launch a sweep and wait for results.")
@@ -148,7 +212,8 @@ class TuneController:
 
 
 class TunePanel(w.VBox):
-    """Search space table and editor, sweep settings, Launch / Stop, live trials, best and plots."""
+    """Search space table and editor, sweep settings, Launch / Stop / Resume, and the live sweep view
+    (status, folder, trials, curves; best, parallel coordinates and importance at the end)."""
 
     def __init__(self, controller: TuneController, interval: float = 0.5) -> None:
         super().__init__()
@@ -158,9 +223,13 @@ class TunePanel(w.VBox):
         s = c.state.spec.search
         self.message = MessageBox()
         self.space = labelled(w.HTML(), "dlt-space")
-        self.path = labelled(w.Text(description="Path", placeholder="train.optimizer.lr"), "dlt-space-path")
+        self.path = labelled(
+            w.Text(description="Path", placeholder="train.optimizer.lr", continuous_update=False),
+            "dlt-space-path",
+        )
         self.range = labelled(
-            w.Text(description="Range", placeholder="{loguniform: [0.0001, 0.1]}"), "dlt-space-range"
+            w.Text(description="Range", placeholder="{loguniform: [0.0001, 0.1]}", continuous_update=False),
+            "dlt-space-range",
         )
         self.set_button = labelled(w.Button(description="Set"), "dlt-space-set")
         self.remove_button = labelled(w.Button(description="Remove"), "dlt-space-remove")
@@ -175,7 +244,8 @@ class TunePanel(w.VBox):
             field.add_class(f"dlt-tune-{name.replace('_', '-')}")
             field.observe(lambda ch, n=name: self._set(n, ch["new"]), "value")
         self.address = labelled(
-            w.Text(description="Cluster", placeholder="local Ray (or host:port)"), "dlt-tune-address"
+            w.Text(description="Cluster", placeholder="local Ray (or host:port)", continuous_update=False),
+            "dlt-tune-address",
         )
         self.address.observe(lambda ch: setattr(c, "address", ch["new"].strip()), "value")
         self.launch_button = labelled(
@@ -184,17 +254,23 @@ class TunePanel(w.VBox):
         self.stop_button = labelled(
             w.Button(description="Stop", icon="stop", button_style="danger"), "dlt-tune-stop-button"
         )
+        self.resume_button = labelled(
+            w.Button(description="Resume", icon="play", tooltip="continue the stopped sweep"),
+            "dlt-tune-resume-button",
+        )
         self.best_button = labelled(w.Button(description="Use best config"), "dlt-use-best")
-        self.status = labelled(w.HTML(), "dlt-tune-status")
-        self.trials = labelled(w.HTML(), "dlt-trials")
-        self.best = labelled(w.HTML(), "dlt-best")
+        self.view = SweepView(interval)
+        self.status, self.trials, self.best = self.view.status, self.view.trials, self.view.best
         self.curves, self.parallel, self.importance = (
-            image(f"dlt-tune-{k}") for k in ("curves", "parallel", "importance")
+            self.view.curves,
+            self.view.parallel,
+            self.view.importance,
         )
         self.set_button.on_click(lambda _: self._try(self._set_space))
         self.remove_button.on_click(lambda _: self._try(c.remove_space, self.path.value.strip()))
-        self.launch_button.on_click(lambda _: self._try(self._launch))
+        self.launch_button.on_click(lambda _: self._try(self._launch, c.launch))
         self.stop_button.on_click(lambda _: c.stop())
+        self.resume_button.on_click(lambda _: self._try(self._launch, c.resume))
         self.best_button.on_click(lambda _: self._try(self._use_best))
         fields = list(self.fields.values())
         self.children = [
@@ -202,17 +278,15 @@ class TunePanel(w.VBox):
             self.space,
             w.HBox([self.path, self.range, self.set_button, self.remove_button]),
             w.HBox([w.VBox(fields[:3]), w.VBox([*fields[3:], self.address])]),
-            w.HBox([self.launch_button, self.stop_button, self.best_button, self.status]),
+            w.HBox([self.launch_button, self.stop_button, self.resume_button, self.best_button]),
             self.message,
-            self.trials,
-            self.best,
-            w.HBox([self.curves, w.VBox([self.parallel, self.importance])]),
+            self.view,
         ]
         self._dirty = threading.Event()
-        self._drawn_final = None
         c.on_change.append(self._dirty.set)
         c.state.observe(lambda _spec: self._draw_space())
         self._draw_space()
+        self._buttons()
 
     # ------------------------------------------------------------------ actions
     def _try(self, action, *args: Any) -> None:
@@ -237,20 +311,41 @@ class TunePanel(w.VBox):
         domain, args = next(iter(parsed.items()))
         self.controller.set_space(path, domain, args)
 
-    def _launch(self) -> None:
+    def _launch(self, start: Callable[[], Any]) -> None:
         if self.message.is_error:
             return
-        self.controller.launch()
-        self._drawn_final = None
+        start()
+        self.view = self._fresh_view()
+        self._buttons()
         threading.Thread(target=self._watch, daemon=True, name="dltoolkit-tune-panel").start()
+
+    def _fresh_view(self) -> SweepView:
+        """A new sweep gets a new view (the last one's best and plots do not stay on screen)."""
+        view = SweepView(self.interval)
+        self.status, self.trials, self.best = view.status, view.trials, view.best
+        self.curves, self.parallel, self.importance = view.curves, view.parallel, view.importance
+        self.children = [*self.children[:-1], view]
+        return view
 
     def _use_best(self) -> None:
         config = self.controller.apply_best()
-        self.message.info(f"The spec now uses the best configuration: {config}")
+        shown = ", ".join(
+            f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in config.items()
+        )
+        self.message.info(f"The spec now uses the best configuration: {shown}")
 
     # ------------------------------------------------------------------ drawing
     def _draw_space(self) -> None:
         self.space.value = table_html(self.controller.space(), "dlt-table dlt-space-table")
+
+    def _buttons(self) -> None:
+        """Buttons that cannot act now are disabled (Launch while a sweep runs, Stop while idle...)."""
+        c = self.controller
+        running = c.running
+        self.launch_button.disabled = running
+        self.stop_button.disabled = not running or c.status == "stopping"
+        self.resume_button.disabled = not c.can_resume
+        self.best_button.disabled = c.sweep is None or running and not c.rows
 
     def _watch(self) -> None:
         """Redraw from this thread at most every ``interval`` seconds while the sweep runs."""
@@ -264,38 +359,5 @@ class TunePanel(w.VBox):
 
     def refresh(self) -> None:
         c = self.controller
-        text = {
-            "idle": "",
-            "starting": "checking the space and starting Ray…",
-            "running": "running",
-            "stopping": "stopping…",
-            "stopped": "stopped",
-            "done": "done",
-            "failed": "failed",
-        }[c.status]
-        table = c.trials()
-        if len(table):
-            text += f" · {len(table)} trial(s), {c.rows} result(s)"
-        self.status.value = f'<span class="dlt-tune-status-{c.status}">{text}</span>'
-        if c.error:
-            self.message.error(c.error)
-        if len(table):
-            self.trials.value = table_html(table, "dlt-table dlt-trials-table")
-            self.curves.show(c.sweep.plot_curves())
-        if c.status in ("done", "stopped") and self._drawn_final is not c.sweep and len(table):
-            self._drawn_final = c.sweep
-            self._final()
-
-    def _final(self) -> None:
-        sweep = self.controller.sweep
-        best = sweep.best
-        if best:
-            self.best.value = (
-                f'<div class="dlt-best-config"><b>Best</b> {sweep.plan.metric} = {best["score"]:.4g} '
-                f"(epoch {best['epoch']}): <code>{best['config']}</code></div>"
-            )
-        for picture, draw in ((self.parallel, sweep.plot_parallel), (self.importance, sweep.plot_importance)):
-            try:
-                picture.show(draw())
-            except (DLToolkitError, ValueError) as e:  # e.g. too few trials for importance
-                self.message.info(f"No {picture._dom_classes[0][10:]} plot: {explain(e)}")
+        self.view.draw(c.sweep, *c.view_state())
+        self._buttons()

@@ -149,7 +149,7 @@ def test_resume_after_driver_sigkill_finishes_every_trial_once(ray_session, trac
             pass
     at_kill = _trace(trace)[before:]
     done_before = {t for t, e in at_kill if e == epochs}
-    result = resume(out)
+    result = resume(out).wait()
     table = result.trials()
     ids = set(table["trial_id"])
     after = _trace(trace)[before + len(at_kill) :]

@@ -72,3 +72,16 @@ def test_importance_ranks_the_parameter_that_drives_the_metric():
     ]
     scores = importance(trial_table(recs, "val_acc", "max"), ["lr", "noise"], "val_acc", {"lr"})
     assert scores["lr"] > scores["noise"]
+
+
+def test_importance_with_too_few_trials_says_so_and_parallel_axes_carry_units(records):
+    table = trial_table(records[:2], "val_acc", "max")  # two trials with a val_acc
+    figure = importance_figure(table, ["lr", "units"], "val_acc", {"lr"})
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert any("needs more trials" in t and "2 so far" in t for t in texts), texts
+    assert not figure.axes[0].patches  # no empty bars
+    parallel = parallel_figure(table, ["lr", "units"], "val_acc", {"lr"})
+    ends = [t.get_text() for t in parallel.axes[0].texts]
+    lrs = table.loc[table["best_val_acc"].notna(), "lr"]
+    assert f"{lrs.min():.3g}" in ends and f"{lrs.max():.3g}" in ends  # real units, not log10
+    assert len(parallel.axes) == 2 and parallel.axes[1].get_ylabel() == "best_val_acc"  # the colour scale

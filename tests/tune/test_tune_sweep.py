@@ -115,7 +115,7 @@ def test_a_stopped_sweep_resumes_its_unfinished_trials(ray_session, make_spec, t
     cut = {t for t, _ in at_stop}
     assert cut
 
-    resumed = resume(tmp_path)
+    resumed = resume(tmp_path).wait()
     table = resumed.trials()
     assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}
     assert (table["epochs"] == epochs).all()

@@ -43,13 +43,15 @@ def test_dataframe_from_namespace_sets_source_target_and_kind(wine_state, frame)
     panel.load_button.click()
     spec = wine_state.spec
     assert spec.data.source == "frame" and wine_state.data is frame
-    assert (spec.task.target, spec.task.kind) == ("label", "binary")  # last column, suggested kind
+    assert (spec.task.target, spec.task.kind) == ("label", "binary")  # named like a target, suggested kind
+    assert panel.controller.guessed is None and "Pick the right one" not in panel.message.text
     panel.target.value = "price"
     assert (wine_state.spec.task.target, wine_state.spec.task.kind) == ("price", "regression")
     columns = panel.controller.column_table().set_index("column")
     assert columns.loc["size", "missing"] == 3 and columns.loc["color", "kind"] == "categorical"
     assert columns.loc["price", "kind"] == "target"
     assert "dlt-columns-table" in panel.columns.value and "dlt-preview-table" in panel.preview.value
+    assert panel.preview.value.count("(missing)") == 3  # rows 1, 5 and 9 of the 20 previewed lack a size
 
 
 def test_unknown_column_shows_a_message_not_a_traceback(wine_state):
@@ -79,6 +81,7 @@ def test_csv_per_column_preprocessing_split_and_balance(wine_state, frame, tmp_p
     panel.column.value, panel.impute.value, panel.scale.value = "size", "median", "minmax"
     panel.column_button.click()
     assert wine_state.spec.preprocess.columns["size"].impute == "median"
+    assert panel.message.text == "Column 'size' now uses scale minmax, impute median."
     panel.test.value = 0.3
     assert wine_state.spec.data.split.test == 0.3
     panel.val.value = -0.1
@@ -95,3 +98,22 @@ def test_bundled_dataset_switch(wine_state):
     assert panel.balance.value == "(regression)"
     with pytest.raises(DataError, match="Unknown column"):
         panel.controller.set_column("nope", scale="none")
+
+
+def test_a_target_is_guessed_by_name_else_the_user_is_asked(wine_state, frame):
+    from dltoolkit.widgets.data_panel import guess_target
+
+    assert guess_target(frame) == ("label", True)
+    assert guess_target(frame[["label", "size", "price"]]) == ("label", True)  # not the last column
+    assert guess_target(frame.rename(columns={"label": "Species"})) == ("Species", True)
+    assert guess_target(frame.rename(columns={"label": "house_class"})) == ("house_class", True)
+    unnamed = frame.rename(columns={"label": "sold"})[["sold", "size", "color", "price"]]
+    assert guess_target(unnamed) == ("price", False)
+    panel = DataPanel(DataController(wine_state, namespace={"houses": unnamed}))
+    panel.kind.value, panel.path.value = "dataframe", "houses"
+    panel.load_button.click()
+    assert wine_state.spec.task.target == "price" and panel.controller.guessed == "price"
+    assert (
+        "No column is named like a target" in panel.message.text
+        and "Pick the right one" in panel.message.text
+    )

@@ -42,3 +42,44 @@ def test_bad_folder_is_a_message(tmp_path):
     assert "Not a model bundle" in panel.message.text
     with pytest.raises(DLToolkitError, match="Cannot evaluate"):
         EvalController().add(42)
+
+
+def test_runs_are_renamed_compared_and_removed(wine_run, tmp_path):
+    from dltoolkit.api import run
+
+    other = run(
+        "wine",
+        out=tmp_path / "wine-lr",
+        overrides={"train.epochs": 2, "train.optimizer.lr": 0.05},
+        plots=False,
+    )
+    panel = EvalPanel()
+    panel.add(wine_run)
+    panel.add(other)
+    c = panel.controller
+    names = [col.children[0].children[0] for col in panel.columns.children]  # each run's name field
+    names[0].value = "baseline"  # what the browser sends on Enter
+    assert c.names() == ["baseline", "wine-lr"] and not panel.message.is_error
+    assert "baseline" in panel.metrics.value
+    diff = c.diff("baseline", "wine-lr").set_index("setting")
+    assert list(diff.index) == ["train.optimizer.lr"] and diff.loc["train.optimizer.lr", "wine-lr"] == "0.05"
+    assert panel.diff_a.value == "baseline" and panel.diff_b.value == "wine-lr"
+    assert "dlt-diff-table" in panel.diff.value and "train.optimizer.lr" in panel.diff.value
+    names[1].value = "baseline"  # taken: a message, the name stays
+    assert (
+        panel.message.is_error and "Cannot use this name" in panel.message.text and c.names()[1] == "wine-lr"
+    )
+    remove = panel.columns.children[0].children[0].children[1]
+    remove.click()
+    assert c.names() == ["wine-lr"] and len(panel.columns.children) == 1 and panel.diff.value == ""
+
+
+def test_data_panel_names_the_spec_after_the_data(wine_state, tmp_path):
+    import pandas as pd
+
+    from dltoolkit.widgets import DataController
+
+    path = tmp_path / "houses.csv"
+    pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0], "price": [1.0, 2.0, 3.0, 5.0]}).to_csv(path, index=False)
+    DataController(wine_state).load("csv", str(path))
+    assert wine_state.spec.name == "houses"  # runs of this data are no longer called "wine"

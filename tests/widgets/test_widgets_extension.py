@@ -1,6 +1,9 @@
+import time
+
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from ipywidgets import Widget
 
 from dltoolkit import extension
 from dltoolkit.recipes import load_recipe
@@ -65,6 +68,34 @@ def test_spec_and_graph_render_as_html(shell):
 
 def test_dlt_sweeps_lists_this_kernels_sweeps(shell):
     table = shell.run_line_magic("dlt_sweeps", "")
-    assert list(table.columns) == ["sweep", "name", "state", "trials", "metric", "best", "out"]
+    assert list(table.columns) == ["name", "state", "trials", "best", "folder"]
+    assert table.index.name == "sweep"  # the index is the sweep's number: no second column for it
     with pytest.raises(UsageError, match="no search space"):
         shell.run_line_magic("dlt_tune", "seed-linear --samples 2")
+
+
+def test_dlt_tune_shows_a_live_view_that_follows_the_sweep_to_its_end(shell, tmp_path):
+    import ray
+
+    line = (
+        f"wine --samples 2 --epochs 2 --max-concurrent 1 --out {tmp_path / 's'} --set search.scheduler=fifo"
+    )
+    try:
+        sweep = shell.run_line_magic("dlt_tune", line)
+        bundle = shell.display_formatter.format(sweep)[0]
+        assert "application/vnd.jupyter.widget-view+json" in bundle  # the live view, in this cell
+        assert "text/html" in bundle  # and the static table for frontends without widgets
+        view = Widget.widgets[bundle["application/vnd.jupyter.widget-view+json"]["model_id"]]
+        sweep.wait(300)
+        for _ in range(100):  # the view's own thread draws the end once more
+            if "dlt-best-config" in view.best.value:
+                break
+            time.sleep(0.1)
+        assert "dlt-tune-status-done" in view.status.value and "dlt-best-config" in view.best.value
+        assert view.trials.value.count("<tr>") == 2 and str(tmp_path / "s") in view.folder.value
+        table = shell.run_line_magic("dlt_sweeps", "")
+        row = table.iloc[-1]
+        assert row["state"] == "done" and row["trials"] == 2 and row["best"].startswith("val_")
+        assert "None" not in table.to_string()
+    finally:
+        ray.shutdown()

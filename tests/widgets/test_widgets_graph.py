@@ -111,3 +111,45 @@ def test_graph_follows_data_changes_from_other_panels(digits_state):
     b = GraphBuilder(digits_state)
     digits_state.update({"preprocess.shape": [1, 8, 8]})  # the MLP no longer fits a 3-d input
     assert b.graph is None or b.error
+
+
+def test_editor_text_fields_commit_on_enter_and_stay_in_place(digits_state):
+    """Name, Inputs and tune-range fields commit on Enter or blur (not per keystroke), and a commit
+    updates the editor in place: the widget the user typed into survives, so it keeps its focus."""
+    panel = GraphPanel(GraphBuilder(digits_state))
+    panel.select("hidden")
+    fields = panel._fields
+    text_fields = [
+        fields["name"],
+        fields["inputs"],
+        *(f for row in panel.editor.children[3:] for f in row.children),
+    ]
+    assert all(not f.continuous_update for f in text_fields if hasattr(f, "continuous_update"))
+    editor = list(panel.editor.children)
+    fields["name"].value = "wide"  # what the browser sends on Enter
+    assert [n.name for n in digits_state.spec.graph.nodes] == ["wide", "act", "drop"]
+    assert panel.selected == "wide" and list(panel.editor.children) == editor  # same widgets
+    assert fields["name"].value == "wide" and not panel.message.is_error
+    panel.select("drop")  # another node with another op: the editor is built for it
+    assert panel._fields["name"].value == "drop" and list(panel.editor.children) != editor
+    panel._fields["inputs"].value = "wide"
+    assert digits_state.spec.graph.nodes[-1].inputs == ["wide"] and panel.selected == "drop"
+    panel.select("act")
+    panel._fields["name"].value = "drop"  # taken: an error; the live spec keeps the last valid graph
+    assert panel.message.is_error and "Duplicate node name" in panel.message.text
+    assert [n.name for n in digits_state.spec.graph.nodes] == ["wide", "act", "drop"]
+    panel.undo_button.click()
+    assert not panel.message.is_error and [n["name"] for n in panel.builder.nodes] == ["wide", "act", "drop"]
+
+
+def test_a_replaced_editor_commits_to_the_node_it_showed(digits_state):
+    """Typed into just before the browser got the next node's editor, a field still acts on the
+    node it showed (not on whichever node is selected when its commit arrives)."""
+    panel = GraphPanel(GraphBuilder(digits_state))
+    panel.select("hidden")
+    stale = panel._fields["name"]
+    panel.select("drop")  # another op: a new editor replaces the one above
+    assert panel._fields["name"] is not stale
+    stale.value = "wide"  # its blur commit arrives now
+    assert [n.name for n in digits_state.spec.graph.nodes] == ["wide", "act", "drop"]
+    assert panel.selected == "drop" and panel._fields["name"].value == "drop"

@@ -19,7 +19,12 @@ def test_studio_panels_share_one_live_spec(tmp_path):
     spec = s.spec
     assert spec is s.state.spec and spec.train.optimizer.lr == 0.02
     assert spec.graph.nodes[0].units == 32 and spec.data.split.test == 0.25 and spec.search.samples == 3
-    assert "units: 32" in s.spec_panel.yaml.value
+    shown = s.spec_panel.text()
+    assert "units: 32" in shown and "lr: 0.02" in shown
+    assert "weight_decay" not in shown and "early_stopping" not in shown  # defaults: only in the full spec
+    assert "<span" in s.spec_panel.yaml.value  # highlighted
+    s.spec_panel.show.value = "full spec"
+    assert "weight_decay" in s.spec_panel.text() and "units: 32" in s.spec_panel.text()
     s.spec_panel.path.value = str(tmp_path / "mine.yaml")
     s.spec_panel.save_button.click()
     assert Spec.load(tmp_path / "mine.yaml") == spec  # runs from the command line as is
@@ -47,3 +52,11 @@ def test_import_dltoolkit_stays_light():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_spec_panel_rounds_floats_for_reading_but_saves_them_exactly(tmp_path):
+    s = studio("wine", overrides={"train.optimizer.lr": 0.1 + 0.2}, out=tmp_path)
+    assert "{lr: 0.3}" in s.spec_panel.text() and "0.30000000000000004" not in s.spec_panel.text()
+    s.spec_panel.path.value = str(tmp_path / "wine.yaml")
+    s.spec_panel.save_button.click()
+    assert Spec.load(tmp_path / "wine.yaml").train.optimizer.lr == 0.1 + 0.2

@@ -24,6 +24,11 @@ def test_train_button_trains_in_background_with_live_curves(wine_state, tmp_path
     panel.controller.on_epoch.append(
         lambda row: epochs_seen.append((row["epoch"], threading.current_thread().name))
     )
+    assert panel.stop_button.disabled and not panel.train_button.disabled  # nothing to stop yet
+    during = []
+    panel.controller.on_epoch.append(
+        lambda row: during.append((panel.train_button.disabled, panel.stop_button.disabled))
+    )
     panel.train_button.click()
     assert panel.controller.wait(120)
     c = panel.controller
@@ -32,6 +37,17 @@ def test_train_button_trains_in_background_with_live_curves(wine_state, tmp_path
     assert all(name == "dltoolkit-train" for _, name in epochs_seen)  # not the kernel's thread
     assert c.result.metrics["accuracy"] > 0 and (c.result.out / "model" / "weights.pt").is_file()
     assert panel.curves.value[:4] == b"\x89PNG" and "dlt-status-done" in panel.status.value
+    assert set(during) == {(True, False)}  # while training: Train disabled, Stop enabled
+    assert not panel.train_button.disabled and panel.stop_button.disabled  # and back after it
+    assert panel.progress.value == panel.progress.max == 3 and panel.progress.bar_style == "success"
+    table = panel.epoch_table.value
+    assert (
+        "dlt-epochs-table" in table
+        and table.count("<tr>") == 3
+        and "seconds" in table
+        and "val_loss" in table
+    )
+    assert len(c.seconds) == 3 and all(t > 0 for t in c.seconds) and c.eta() is None
 
 
 def test_stop_ends_training_early_and_keeps_the_best_model(wine_state, tmp_path):
@@ -55,3 +71,10 @@ def test_a_failing_training_reports_its_error(wine_state, tmp_path):
     c.start()
     assert c.wait(120)
     assert c.status == "failed" and "hidden" in c.error
+    panel = TrainPanel(c)
+    panel._draw()
+    assert panel.message.is_error
+    wine_state.update({"graph.nodes.hidden.op": "linear"})
+    panel.train_button.click()  # the next training clears the message that no longer holds
+    assert not panel.message.is_error
+    assert c.wait(120) and c.status == "done", c.error

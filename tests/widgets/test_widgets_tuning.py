@@ -1,3 +1,4 @@
+import re
 import threading
 
 import pytest
@@ -76,3 +77,52 @@ def test_stop_ends_a_sweep_cleanly(wine_state, tmp_path, ray_local):
     assert c.wait(300)
     assert c.status == "stopped" and c.sweep.done
     assert 1 <= len(c.trials()) < 3 or (c.trials()["epochs"] < 300).all()
+
+
+def test_stop_then_resume_from_the_panel_continues_the_same_sweep(wine_state, tmp_path, ray_local):
+    wine_state.update(
+        {"search.max_epochs": 30, "search.samples": 2, "search.max_concurrent": 1, "search.scheduler": "fifo"}
+    )
+    panel = TunePanel(TuneController(wine_state, out=tmp_path), interval=0.1)
+    c = panel.controller
+    phases, first = [], threading.Event()
+    c.on_change.append(lambda: phases.append(c.phase) if c.status == "starting" else None)
+    c.on_change.append(lambda: first.set() if c.rows else None)
+    assert panel.resume_button.disabled and panel.stop_button.disabled and not panel.launch_button.disabled
+    panel.launch_button.click()
+    assert panel.launch_button.disabled and not panel.stop_button.disabled  # while it runs
+    assert any(p.startswith("checking the spec") for p in phases), phases
+    assert first.wait(300)
+    panel.stop_button.click()
+    assert c.wait(300) and c.status == "stopped", c.error
+    panel._watch()
+    folder = c.folder
+    assert str(folder) in panel.view.folder.value and "stopped" in panel.status.value
+    assert not panel.resume_button.disabled and not panel.launch_button.disabled
+    stopped = c.trials()
+    assert "STOPPED" in set(stopped["status"]) or len(stopped) < 2
+    panel.resume_button.click()
+    assert panel.resume_button.disabled and c.folder == folder
+    assert c.wait(300) and c.status == "done", c.error
+    panel._watch()
+    table = c.trials()
+    assert len(table) == 2 and set(table["status"]) == {"TERMINATED"} and (table["epochs"] == 30).all()
+    assert "dlt-best-config" in panel.best.value and str(folder) in panel.view.folder.value
+    best = c.sweep.best["config"]  # "Use best config" takes the resumed sweep's result
+    panel.best_button.click()
+    assert wine_state.spec.get_value("train.optimizer.lr") == pytest.approx(best["train.optimizer.lr"])
+    assert "None" not in panel.trials.value  # empty columns (no error) are left out, not shown as None
+
+    def first_row() -> str:  # the first cell of the table's body: a trial id
+        return re.search(r"<tbody>\s*<tr>\s*<td>([^<]*)</td>", panel.trials.value).group(1)
+
+    assert first_row() == c.sweep.best["trial_id"]  # best first by default
+    assert "seconds" in panel.view.sort.options and "error" not in panel.view.sort.options
+    panel.view.sort.value = "seconds"
+    assert first_row() == table.sort_values("seconds").iloc[0]["trial_id"]
+
+
+def test_resume_is_refused_before_any_sweep(wine_state, tmp_path):
+    c = TuneController(wine_state, out=tmp_path)
+    with pytest.raises(DLToolkitError, match="Nothing to resume"):
+        c.resume()
