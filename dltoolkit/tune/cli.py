@@ -2,7 +2,9 @@
 
 Prints a live table (one line per reported epoch), then the trial table, and writes ``trials.csv``,
 ``best/`` (a model bundle), ``plots/`` and ``spec.yaml`` (with the search space) into ``--out``.
-``--resume DIR`` continues a sweep whose driver died.
+``--resume DIR`` continues a sweep whose driver died. A non-empty ``--out`` is refused (pointing to
+``--resume`` when it holds a sweep) unless ``--overwrite``; without ``--out`` each sweep gets a new
+``runs/<name>-sweep-<time>-<suffix>`` folder.
 """
 
 from __future__ import annotations

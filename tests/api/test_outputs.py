@@ -64,6 +64,14 @@ def test_sweep_into_an_earlier_sweep_points_to_resume(tmp_path):
     assert (tmp_path / "spec.yaml").read_text() == "name: old\n"
 
 
+def test_cli_tune_into_an_earlier_sweep_points_to_resume(tmp_path, capsys):
+    (tmp_path / "tune").mkdir()
+    (tmp_path / "spec.yaml").write_text("name: old\n")
+    assert main(["tune", "digits-mlp", "--samples", "1", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"dltoolkit tune --resume {tmp_path}" in err and "--overwrite" in err
+
+
 def test_default_out_is_unique_within_one_second(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = Spec.from_dict(SPEC)
