@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dltoolkit.bundle import FORMAT, Predictor, atomic_dir, load, read_meta, read_rows, save_bundle
+from dltoolkit._files import atomic_dir
+from dltoolkit.bundle import FORMAT, Predictor, load, read_meta, read_rows, save_bundle
 from dltoolkit.data._rows import Column, InputWarning, check_rows, schema_of
 from dltoolkit.errors import DLToolkitError, SpecError, message, unknown
 from dltoolkit.spec import Spec
