@@ -49,6 +49,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             except Interrupted:
                 shutil.rmtree(out, ignore_errors=True)
                 raise
+            except Exception:
+                if not args.out:  # the new default folder, if still empty
+                    with contextlib.suppress(OSError):
+                        out.rmdir()
+                raise
         else:
             result = run(spec, out=args.out, progress=not args.quiet, overwrite=args.overwrite)
             out = result.out

@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -88,9 +89,16 @@ def sweep(
         spec = smoke(spec)
     if out is not None:
         check_out(out, overwrite, sweep=True)  # before any work
+    fresh = out is None
     out = Path(out) if out is not None else default_out(spec, "sweep")
     phase("checking the spec, the data and every configuration of the space")
-    runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
+    try:
+        runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
+    except BaseException:
+        if fresh:  # the new default folder, still empty: a refused sweep leaves nothing behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     claim_out(out, overwrite, sweep=True)
     spec.save(out / "spec.yaml")
     return runner._launch(address, background, restore=False)

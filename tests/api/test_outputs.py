@@ -72,6 +72,16 @@ def test_cli_tune_into_an_earlier_sweep_points_to_resume(tmp_path, capsys):
     assert f"dltoolkit tune --resume {tmp_path}" in err and "--overwrite" in err
 
 
+def test_a_refused_sweep_leaves_no_default_folder(tmp_path, monkeypatch):
+    from dltoolkit.errors import DLToolkitError
+    from dltoolkit.tune import sweep
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DLToolkitError, match="no search space"):
+        sweep("seed-linear", samples=2)
+    assert list(tmp_path.glob("runs/*")) == []
+
+
 def test_default_out_is_unique_within_one_second(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = Spec.from_dict(SPEC)
