@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from dltoolkit._files import check_out, claim_out, new_out_dir
 from dltoolkit.bundle import Predictor, graph_for, save_bundle
 from dltoolkit.data import Prepared, make_augment, prepare
 from dltoolkit.errors import SpecError, message
@@ -114,8 +115,9 @@ class Run:
         )
 
 
-def default_out(spec: Spec) -> Path:
-    return Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+def default_out(spec: Spec, kind: str = "") -> Path:
+    """A fresh, unique output folder ``runs/<name>[-<kind>]-<time>-<suffix>`` (created empty)."""
+    return new_out_dir(f"{spec.name}-{kind}" if kind else spec.name)
 
 
 def run(
@@ -128,6 +130,7 @@ def run(
     plots: bool = True,
     listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
     callbacks: Sequence[Any] = (),
+    overwrite: bool = False,
 ) -> Run:
     """Train and evaluate one experiment and write its outputs into ``out``.
 
@@ -137,19 +140,47 @@ def run(
     Args:
         spec: a Spec, a dict, a spec file path or a bundled recipe name.
         data: a DataFrame or ``(X, y)`` arrays when the spec's source is ``frame``.
-        out: the output directory (default ``runs/<name>-<time>``).
+        out: the output directory (default a new ``runs/<name>-<time>-<suffix>``); an existing
+            non-empty one is refused unless ``overwrite``.
         overrides: dotted-path values applied to the spec, e.g. ``{"train.epochs": 5}``.
         progress: show a per-epoch progress bar.
         plots: write the plots and the report.
         listeners: called with each epoch's metrics as training goes.
         callbacks: extra Lightning callbacks (e.g. one that stops training from a panel's button).
+        overwrite: replace the contents of a non-empty ``out`` (removed once the spec and the
+            data passed their checks).
+
+    Raises:
+        OutputExistsError: ``out`` is not empty and ``overwrite`` is false (checked first).
+
+    An interrupted run (Ctrl-C, SIGTERM, a stop that ends the process) removes the output folder
+    it was writing, so no half-written run is left behind.
     """
+    spec = resolve_spec(spec, overrides)
+    if out is not None:
+        check_out(out, overwrite)
+    checked = check(spec, data)
+    out = claim_out(out, overwrite) if out is not None else default_out(spec)
+    try:
+        return _train_and_write(spec, checked, out, progress, plots, listeners, callbacks)
+    except Exception:
+        raise
+    except BaseException:  # interrupted: leave no half-written run behind
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _train_and_write(
+    spec: Spec,
+    checked: Checked,
+    out: Path,
+    progress: bool,
+    plots: bool,
+    listeners: Sequence[Callable[[dict[str, Any]], None]],
+    callbacks: Sequence[Any],
+) -> Run:
     from dltoolkit.train.fit import fit
 
-    spec = resolve_spec(spec, overrides)
-    checked = check(spec, data)
-    out = Path(out) if out is not None else default_out(spec)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     augment = make_augment(spec.preprocess.augment, checked.data.input_shape)
     result = fit(
@@ -163,7 +194,7 @@ def run(
         extra_callbacks=callbacks,
     )
     d = checked.data
-    predictor = Predictor(spec, d.preprocessor, d.target, result.model)
+    predictor = Predictor(spec, d.preprocessor, d.target, result.model, examples=d.raw_test)
     metrics, y_true, shown = test_metrics(predictor, d)
     notes = [*d.preprocessor.warnings_, *result.warnings()]  # the data's and the training's
     metrics["warnings"] = [*metrics.get("warnings", []), *notes]

@@ -11,12 +11,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dltoolkit._files import atomic_dir
+from dltoolkit.data._rows import Column, InputWarning, check_rows, schema_of
 from dltoolkit.data.preprocess import Preprocessor
 from dltoolkit.data.target import TargetEncoder
 from dltoolkit.errors import DataError, DLToolkitError, message
@@ -35,6 +34,8 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 FILES = ("spec.yaml", "preprocess.json", "weights.pt", "metrics.json", "bundle.json")
+EXAMPLES = "examples.json"  # optional: raw test rows (original columns) export verifies itself on
+EXAMPLE_ROWS = 256
 
 
 class Predictor:
@@ -48,23 +49,55 @@ class Predictor:
         model: torch.nn.Module,
         metrics: dict[str, Any] | None = None,
         path: Path | None = None,
+        examples: pd.DataFrame | None = None,
     ) -> None:
         self.spec, self.preprocessor, self.target = spec, preprocessor, target
         self.model = model.eval()
         self.metrics = metrics or {}
         self.path = path
+        self.examples = examples  # raw test rows the bundle carries: export verifies itself on them
 
     @property
     def classes(self) -> list[str] | None:
         return list(self.target.classes_) if self.target.is_classification else None
 
     @property
-    def feature_columns(self) -> list[str]:
+    def input_columns(self) -> list[str]:
+        """The raw columns the model takes, in order: a DataFrame to predict on needs these names
+        (other columns are ignored); an array needs its columns in this order."""
         return list(self.preprocessor.feature_columns_)
 
+    @property
+    def feature_columns(self) -> list[str]:
+        """The same as :attr:`input_columns`."""
+        return self.input_columns
+
+    @property
+    def input_schema(self) -> list[Column]:
+        """One :class:`~dltoolkit.data._rows.Column` per input column: kind, nullable, categories."""
+        return schema_of([self.preprocessor])
+
+    def check_inputs(self, X: Any) -> tuple[pd.DataFrame, list[str]]:
+        """Raw rows read and checked as ``predict`` and the server check them (one set of rules).
+
+        Returns:
+            The rows in :attr:`input_columns` with checked values, and warning texts (unseen
+            categories, ignored columns).
+
+        Raises:
+            InputError: a missing column or a value the column cannot take.
+        """
+        return check_rows(self.preprocessor.frame(read_rows(X)), self.input_schema)
+
     def transform(self, X: Any) -> torch.Tensor:
-        """Raw rows (DataFrame, 2-d array or CSV path) to the model's input tensor."""
-        return torch.from_numpy(self.preprocessor.transform(read_rows(X)))
+        """Raw rows (DataFrame, 2-d array or CSV path) to the model's input tensor.
+
+        Unseen categories and ignored columns are reported as an :class:`InputWarning`.
+        """
+        frame, notes = self.check_inputs(X)
+        for note in notes:
+            warnings.warn(note, InputWarning, stacklevel=3)
+        return torch.from_numpy(self.preprocessor.transform(frame))
 
     def output(self, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
         """Probabilities (n, C) for classification, scaled values (n,) for regression."""
@@ -108,15 +141,32 @@ def _to_output(out: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def read_rows(X: Any) -> pd.DataFrame | np.ndarray:
+    """Rows to predict on from a DataFrame, an array, a list of rows or records, or a CSV path.
+
+    Raises:
+        DataError: a missing, empty or unreadable CSV file, no rows at all, or another input type.
+    """
     if isinstance(X, str | os.PathLike):
-        path = Path(X)
-        if not path.is_file():
-            raise DataError(message("Input CSV file not found", str(path), "an existing CSV file"))
-        return pd.read_csv(path)
-    if isinstance(X, pd.DataFrame | np.ndarray):
-        return X
-    if isinstance(X, list | tuple):
-        return np.asarray(X, dtype=float) if X and not isinstance(X[0], dict) else pd.DataFrame(X)
+        rows = _read_csv_rows(Path(X))
+    elif isinstance(X, pd.DataFrame | np.ndarray):
+        rows = X
+    elif isinstance(X, list | tuple):
+        rows = np.asarray(X, dtype=float) if X and not isinstance(X[0], dict) else pd.DataFrame(X)
+    else:
+        rows = None
+    if rows is not None:
+        if len(rows) == 0:
+            raise DataError(
+                message(
+                    "No rows to predict",
+                    f"0 rows (columns {[str(c) for c in rows.columns]})"
+                    if hasattr(rows, "columns")
+                    else "0 rows",
+                    "at least one row of the model's input columns",
+                    "Check the input: a CSV needs a header row and at least one data row.",
+                )
+            )
+        return rows
     raise DataError(
         message(
             "Cannot predict on this input",
@@ -124,6 +174,21 @@ def read_rows(X: Any) -> pd.DataFrame | np.ndarray:
             "a DataFrame, a 2-d array, a list of records or a CSV path",
         )
     )
+
+
+def _read_csv_rows(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(message("Input CSV file not found", str(path), "an existing CSV file"))
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DataError(
+            message(
+                "Could not read the input CSV",
+                f"{path}: {e}",
+                "a CSV file with a header row of the model's input columns and one row per example",
+            )
+        ) from None
 
 
 def graph_for(spec: Spec, preprocessor: Preprocessor, n_outputs: int) -> Graph:
@@ -147,32 +212,86 @@ def save_bundle(path: str | os.PathLike, predictor: Predictor, extra: dict[str, 
         (tmp / "preprocess.json").write_text(json.dumps(state))
         torch.save(predictor.model.state_dict(), tmp / "weights.pt")
         (tmp / "metrics.json").write_text(json.dumps(predictor.metrics, indent=2))
+        if predictor.examples is not None:
+            (tmp / EXAMPLES).write_text(
+                predictor.examples.head(EXAMPLE_ROWS).to_json(orient="split", index=False)
+            )
         meta = {"format": FORMAT, "kind": "model", "torch": torch.__version__} | (extra or {})
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2))
     return path
 
 
-@contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling directory; on success it replaces ``path`` whole, else it is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+class BundleError(DLToolkitError, ValueError):
+    """A model bundle is missing, damaged (a truncated file) or was written by a newer dltoolkit."""
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The bundle's ``bundle.json``, checked: a JSON object whose ``format`` this dltoolkit reads.
+
+    Raises:
+        BundleError: the file is damaged, or its ``format`` is newer than :data:`FORMAT`.
+    """
+    meta = _read_json(path / "bundle.json")
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or not isinstance(fmt, int):
+        raise BundleError(
+            message(
+                f"Damaged bundle file {str(path / 'bundle.json')!r}",
+                fmt if isinstance(meta, dict) else type(meta).__name__,
+                "a JSON object with an integer 'format'",
+                "Write the bundle again (dltoolkit run) or copy it again.",
+            )
+        )
+    if fmt > FORMAT:
+        raise BundleError(
+            message(
+                f"The bundle {str(path)!r} was written by a newer dltoolkit",
+                f"format {fmt}",
+                f"format {FORMAT} or older (what this dltoolkit reads)",
+                "Upgrade dltoolkit (pip install -U dltoolkit) to load it.",
+            )
+        )
+    return meta
+
+
+def _read_json(file: Path) -> Any:
     try:
-        yield tmp
-        swap_in(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(
+            message(
+                f"Damaged bundle file {str(file)!r}: not valid JSON (cut short?)",
+                f"{file.stat().st_size} bytes; {e}",
+                "the complete file dltoolkit wrote",
+                "Write the bundle again (dltoolkit run) or copy it again.",
+            )
+        ) from None
 
 
-def swap_in(tmp: Path, path: Path) -> None:
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _read_weights(path: Path, model: torch.nn.Module) -> None:
+    file = path / "weights.pt"
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch reports a truncated archive as RuntimeError, EOFError, ...
+        raise BundleError(
+            message(
+                f"Damaged bundle file {str(file)!r}: the weights cannot be read (cut short?)",
+                f"{file.stat().st_size} bytes; {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                "the complete weights.pt dltoolkit wrote",
+                "Write the bundle again (dltoolkit run) or copy it again.",
+            )
+        ) from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise BundleError(
+            message(
+                f"The weights in {str(file)!r} do not fit the bundle's spec.yaml",
+                str(e).splitlines()[0],
+                "weights of the graph its spec.yaml describes",
+                "Keep the bundle's files together as dltoolkit wrote them.",
+            )
+        ) from None
 
 
 def load(path: str | os.PathLike) -> Predictor | Ensemble:
@@ -180,10 +299,11 @@ def load(path: str | os.PathLike) -> Predictor | Ensemble:
 
     Raises:
         DLToolkitError: the directory is missing or is not a complete bundle.
+        BundleError: a file of the bundle is damaged (e.g. truncated), or the bundle was written by
+            a newer dltoolkit (its ``format`` number is higher than this one reads).
     """
     path = Path(path)
-    meta = path / "bundle.json"
-    if meta.is_file() and json.loads(meta.read_text()).get("kind") == "ensemble":
+    if (path / "bundle.json").is_file() and read_meta(path).get("kind") == "ensemble":
         from dltoolkit.deploy.ensemble import load_ensemble
 
         return load_ensemble(path)
@@ -198,10 +318,38 @@ def load(path: str | os.PathLike) -> Predictor | Ensemble:
             )
         )
     spec = Spec.load(path / "spec.yaml")
-    state = json.loads((path / "preprocess.json").read_text())
-    pre = Preprocessor.from_state(state["preprocessor"])
-    target = TargetEncoder.from_state(state["target"])
+    state = _read_json(path / "preprocess.json")
+    try:
+        pre = Preprocessor.from_state(state["preprocessor"])
+        target = TargetEncoder.from_state(state["target"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise BundleError(
+            message(
+                f"Damaged bundle file {str(path / 'preprocess.json')!r}",
+                f"{type(e).__name__}: {e}",
+                "the preprocessing state dltoolkit wrote",
+                "Write the bundle again (dltoolkit run) or copy it again.",
+            )
+        ) from None
     model = graph_for(spec, pre, target.n_outputs).compile()
-    model.load_state_dict(torch.load(path / "weights.pt", map_location="cpu", weights_only=True))
-    metrics = json.loads((path / "metrics.json").read_text())
-    return Predictor(spec, pre, target, model, metrics, path)
+    _read_weights(path, model)
+    metrics = _read_json(path / "metrics.json")
+    return Predictor(spec, pre, target, model, metrics, path, _read_examples(path / EXAMPLES))
+
+
+def _read_examples(file: Path) -> pd.DataFrame | None:
+    """The example rows of a bundle (None for a bundle written before they were kept)."""
+    if not file.is_file():
+        return None
+    data = _read_json(file)
+    try:
+        return pd.DataFrame(data["data"], columns=data["columns"]).infer_objects()
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(
+            message(
+                f"Damaged bundle file {str(file)!r}",
+                f"{type(e).__name__}: {e}",
+                "the example rows dltoolkit wrote",
+                "Write the bundle again (dltoolkit run) or delete the file (export then needs --data).",
+            )
+        ) from None

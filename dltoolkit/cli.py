@@ -7,8 +7,14 @@ Each stage that adds a verb exposes ``add_parser(subparsers)`` which registers i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import shutil
+import signal
 import sys
+import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from dltoolkit.errors import DLToolkitError
@@ -29,19 +35,65 @@ def _overrides(pairs: list[str] | None) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from dltoolkit._files import claim_out
     from dltoolkit.api import default_out, resolve_spec, run
 
     spec = resolve_spec(args.spec, _overrides(args.set))
-    out = Path(args.out) if args.out else default_out(spec)
-    if args.address or args.workers:
-        from dltoolkit.tune.distributed import run_distributed
+    with signals_raise():
+        if args.address or args.workers:
+            from dltoolkit.tune.distributed import run_distributed
 
-        result = run_distributed(spec, out=out, address=args.address, workers=args.workers or 1)
-    else:
-        result = run(spec, out=out, progress=not args.quiet)
+            out = claim_out(args.out, args.overwrite) if args.out else default_out(spec)
+            try:
+                result = run_distributed(spec, out=out, address=args.address, workers=args.workers or 1)
+            except Interrupted:
+                shutil.rmtree(out, ignore_errors=True)
+                raise
+            except Exception:
+                if not args.out:  # the new default folder, if still empty
+                    with contextlib.suppress(OSError):
+                        out.rmdir()
+                raise
+        else:
+            result = run(spec, out=args.out, progress=not args.quiet, overwrite=args.overwrite)
+            out = result.out
     _print_metrics(result.metrics)
     print(f"wrote {out}/ (report: {out / 'report.html'}, model: {out / 'model'})")
     return 0
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: raised in the main thread so that ``finally`` blocks and the
+    run's clean-up happen (not a KeyboardInterrupt, which Lightning turns into ``sys.exit(1)``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}.get(
+            self.signum, str(self.signum)
+        )
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM raise :class:`Interrupted` (the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -64,14 +116,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from dltoolkit.bundle import load
+    from dltoolkit.data._rows import InputWarning
 
     model = load(args.model)
-    frame = pd.read_csv(args.input) if Path(args.input).is_file() else args.input
-    result = pd.DataFrame({"prediction": model.predict(frame)})
-    if model.classes is not None:
-        proba = model.predict_proba(frame)
-        for i, name in enumerate(model.classes):
-            result[f"proba_{name}"] = proba[:, i]
+    frame, notes = model.check_inputs(args.input)
+    for note in notes:  # unseen categories, ignored columns: one line each, once
+        print(f"warning: {note}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)
+        result = pd.DataFrame({"prediction": model.predict(frame)})
+        if model.classes is not None:
+            proba = model.predict_proba(frame)
+            for i, name in enumerate(model.classes):
+                result[f"proba_{name}"] = proba[:, i]
     if args.out:
         from dltoolkit.spec import atomic_write_text
 
@@ -91,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "spec", help="a spec file (.yaml/.json) or a bundled recipe name (see `dltoolkit recipes`)"
     )
-    p.add_argument("--out", help="output directory (default runs/<name>-<time>)")
+    p.add_argument("--out", help="output directory (default a new runs/<name>-<time>-<suffix>)")
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a spec value, e.g. train.epochs=5"
     )
@@ -100,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="number of data-parallel workers (with --address or a local Ray)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("recipes", help="list the bundled recipes")
     p.set_defaults(func=cmd_recipes)
@@ -124,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except DLToolkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"interrupted by {e.name}: stopped; the unfinished output was removed", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -1,10 +1,10 @@
 """The IPython extension: ``%load_ext dltoolkit`` adds magics and rich HTML for dltoolkit objects.
 
 Magics:
-    ``%dlt_run SPEC [--out DIR] [--epochs N] [--set PATH=VALUE ...]``: train a recipe, spec file or
+    ``%dlt_run SPEC [--out DIR [--overwrite]] [--epochs N] [--set PATH=VALUE ...]``: train a recipe, spec file or
     a Spec/Studio variable; the cell's value is the Run.
     ``%dlt_tune SPEC [--samples N] [--search S] [--scheduler S] [--address A] [--max-concurrent N]
-    [--epochs N] [--out DIR] [--set PATH=VALUE ...]``: launch a sweep in the background; the cell's
+    [--epochs N] [--out DIR [--overwrite]] [--set PATH=VALUE ...]``: launch a sweep in the background; the cell's
     value is the Sweep, shown as a live view (status, trial table, curves) that follows it to its end.
     ``%dlt_sweeps``: the sweeps of this kernel, running and finished, as a table.
 
@@ -111,6 +111,9 @@ def _parse(line: str, options: dict[str, Any]) -> tuple[str, dict[str, Any], dic
     overrides: dict[str, Any] = {}
     rest = iter(words[1:])
     for word in rest:
+        if options.get(word[2:].replace("-", "_")) is bool and word.startswith("--"):
+            flags[word[2:].replace("-", "_")] = True  # a switch such as --overwrite takes no value
+            continue
         value = next(rest, None)
         if value is None:
             raise UsageError(f"{word} needs a value")
@@ -158,16 +161,17 @@ def _magics(ipython: Any) -> dict[str, Any]:
         return magic
 
     def dlt_run(line: str) -> Any:
-        """%dlt_run SPEC [--out DIR] [--epochs N] [--set PATH=VALUE ...]: train and evaluate; returns the Run."""
+        """%dlt_run SPEC [--out DIR [--overwrite]] [--epochs N] [--set PATH=VALUE ...]: train and
+        evaluate; returns the Run."""
         from dltoolkit.api import run
 
-        name, flags, overrides = _parse(line, {"out": str, "epochs": int})
+        name, flags, overrides = _parse(line, {"out": str, "epochs": int, "overwrite": bool})
         spec, data = _resolve(ipython, name, overrides)
-        return run(spec, data, out=flags.get("out"), progress=True)
+        return run(spec, data, out=flags.get("out"), progress=True, overwrite=flags.get("overwrite", False))
 
     def dlt_tune(line: str) -> Any:
         """%dlt_tune SPEC [--samples N] [--search S] [--scheduler S] [--address A] [--max-concurrent N]
-        [--epochs N] [--out DIR] [--set PATH=VALUE ...]: launch a sweep in the background."""
+        [--epochs N] [--out DIR [--overwrite]] [--set PATH=VALUE ...]: launch a sweep in the background."""
         from dltoolkit.tune import sweep
 
         options = {
@@ -178,6 +182,7 @@ def _magics(ipython: Any) -> dict[str, Any]:
             "max_concurrent": int,
             "out": str,
             "epochs": int,
+            "overwrite": bool,
         }
         name, flags, overrides = _parse(line, options)
         if "train.epochs" in overrides:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dltoolkit._files import atomic_write_text  # noqa: F401  (re-exported: the one atomic writer)
 from dltoolkit.errors import SpecError, closest, message
 
 
@@ -83,7 +83,7 @@ class SplitSpec(_Section):
 
 
 class DataSpec(_Section):
-    source: str  # a bundled dataset name, a CSV path, or "frame" for data passed in the API
+    source: str  # a bundled dataset name, a CSV path (relative: to the spec file's folder), or "frame"
     # the feature columns, in order; default: every column but the target. Numeric columns are
     # scaled, non-numeric ones one-hot encoded, date/time columns (a datetime dtype, or text such
     # as 2021-03-04 in one format) expanded into calendar features (year; month, weekday, day of
@@ -143,7 +143,7 @@ class NodeSpec(BaseModel):
     name: str
     op: str
     inputs: list[str] | None = None  # default: the previous node (or the graph input)
-    repeat: int = Field(1, ge=1)  # stack the op this many times (a repeated block)
+    repeat: int = Field(1, ge=1, le=1000)  # stack the op this many times (a repeated block)
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -264,10 +264,19 @@ class Spec(_Section):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Spec:
+        """Read a YAML or JSON spec file.
+
+        A relative file path in ``data.source`` is taken relative to the spec file's folder (so a
+        spec and its CSV move together), and stored as that absolute path. A path that exists
+        only relative to the working directory is kept as written (specs saved by older runs);
+        bundled dataset names, ``frame`` and absolute paths are unchanged.
+        """
         path = Path(path)
         if not path.is_file():
             raise SpecError(message("Spec file not found", str(path), "an existing .yaml or .json file"))
-        return cls.from_yaml(path.read_text())
+        spec = cls.from_yaml(path.read_text())
+        source = _source_beside(spec.data.source, path.parent)
+        return spec if source == spec.data.source else spec.with_values({"data.source": source})
 
     # ---- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -340,6 +349,23 @@ def _walk(data: Any, parts: list[str], path: str, create: bool) -> Any:
     return node
 
 
+def _source_beside(source: str, folder: Path) -> str:
+    """``data.source`` resolved against ``folder`` when it is a relative file path (see Spec.load)."""
+    candidate = Path(source).expanduser()
+    looks_like_file = candidate.suffix != "" or len(candidate.parts) > 1
+    if (
+        candidate.is_absolute()
+        or source == "frame"
+        or not looks_like_file
+        and not (folder / source).is_file()
+    ):
+        return source
+    beside = (folder / candidate).resolve()
+    if beside.is_file() or not candidate.is_file():
+        return str(beside)
+    return source  # found only from the working directory: as before
+
+
 def get_path(data: dict[str, Any], path: str) -> Any:
     """Read a dotted path from a spec dict (graph nodes addressed by name)."""
     return _walk(data, path.split("."), path, create=False)
@@ -400,16 +426,3 @@ def _candidates(annotation: Any) -> list[Any]:
     for a in args or ():
         out.extend(_candidates(a))
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temp file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

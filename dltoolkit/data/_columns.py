@@ -26,6 +26,30 @@ def check_names(columns: list[str], names: list[str], where: str) -> None:
             raise DataError(message(f"Unknown column in {where}", name, f"one of {columns}", fix))
 
 
+def require_columns(received: list[str], expected: list[str], where: str = "the data") -> None:
+    """Raise DataError naming every column of ``expected`` missing from ``received`` (extras are fine)."""
+    missing = [c for c in expected if c not in received]
+    if not missing:
+        return
+    hints = {m: closest(m, received) for m in missing[:3]}
+    similar = ", ".join(f"{h!r} for {m!r}" for m, h in hints.items() if h)
+    shown = received if len(received) <= 12 else [*received[:12], f"... ({len(received)} columns)"]
+    raise DataError(
+        message(
+            f"{len(missing)} input column(s) missing from {where}: {_listed(missing)}",
+            shown,
+            f"the model's input columns {_listed(expected)}",
+            (f"Did you mean {similar}? " if similar else "")
+            + "Rename or add the columns (model.input_columns lists them, in order), or pass a "
+            "2-d array whose columns are in that order.",
+        )
+    )
+
+
+def _listed(names: list[str], most: int = 12) -> str:
+    return repr(names) if len(names) <= most else f"{names[:most]!r} ... ({len(names)} in all)"
+
+
 def column_kinds(X: pd.DataFrame, config: PreprocessSpec, categorical: list[str] | None) -> dict[str, str]:
     """Map each column of ``X`` to ``"numeric"``, ``"categorical"`` or ``"date"``; raise on numeric-with-garbage."""
     columns = [str(c) for c in X.columns]

@@ -37,11 +37,20 @@ def load_raw(spec: Spec, data: Any = None) -> tuple[pd.DataFrame, pd.Series]:
         ``(X, y)``: X with the feature columns only, y the target as a Series.
 
     Raises:
-        DataError: a missing file, target or feature column, or a column in ``data.exclude``
-            that is not in the data (the message lists the columns that are).
+        DataError: a missing file, no rows (a header only), a missing target or feature column, or a
+            column in ``data.exclude`` that is not in the data (the message lists the columns that are).
         UnknownNameError: an unknown bundled dataset name (with the closest match).
     """
     frame = _frame(spec, data)
+    if len(frame) == 0:
+        raise DataError(
+            message(
+                "The data has no rows",
+                f"0 rows (columns {[str(c) for c in frame.columns]})",
+                "a header row and data rows",
+                "Check the file or frame: only the header came through.",
+            )
+        )
     target = spec.task.target
     _require_columns(frame, [target], "Target column")
     features = spec.data.features

@@ -27,7 +27,14 @@ import pandas as pd
 import torch
 
 from dltoolkit.data import text as _text
-from dltoolkit.data._columns import check_names, column_kinds, column_warnings, row_label, to_numeric
+from dltoolkit.data._columns import (
+    check_names,
+    column_kinds,
+    column_warnings,
+    require_columns,
+    row_label,
+    to_numeric,
+)
 from dltoolkit.data._dates import date_format, date_names, fit_date, transform_date
 from dltoolkit.errors import DataError, DataWarning, message
 from dltoolkit.spec import ColumnSpec, PreprocessSpec, Spec
@@ -170,7 +177,7 @@ class Preprocessor:
             return pd.DataFrame(X, columns=self.feature_columns_)
         if not isinstance(X, pd.DataFrame):
             raise DataError(message("Cannot transform", _describe(X), "a DataFrame or a 2-d array"))
-        check_names([str(c) for c in X.columns], self.feature_columns_, "the data to transform")
+        require_columns([str(c) for c in X.columns], self.feature_columns_)
         return X
 
     def linear_params(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -340,7 +347,9 @@ def _transform_column(series: pd.Series, plan: dict[str, Any]) -> np.ndarray:
     strings = _as_strings(series)
     if plan["fill"] is not None:
         strings = strings.fillna(plan["fill"])
-    codes = pd.Categorical(strings, categories=plan["categories"]).codes.astype(np.int64)
+    # unknown or missing -> -1 (pd.Categorical with unknown values is deprecated in pandas)
+    codes = pd.Index(plan["categories"], dtype=object).get_indexer(strings.to_numpy(dtype=object))
+    codes = codes.astype(np.int64)
     if not plan["onehot"]:
         return codes[:, None].astype(np.float64)  # unknown or missing -> -1
     out = np.zeros((len(codes), len(plan["categories"])))

@@ -17,7 +17,9 @@ MAX_RECORDS, MAX_BODY_BYTES = 1000, 1_000_000  # as in dltoolkit.deploy.serve
 def cmd_export(args: argparse.Namespace) -> int:
     from dltoolkit.deploy.export import export_checked
 
-    path, diff, rows = export_checked(args.model, args.format, out=args.out, tolerance=args.tolerance)
+    path, diff, rows = export_checked(
+        args.model, args.format, out=args.out, tolerance=args.tolerance, data=args.data
+    )
     print(f"wrote {path} ({args.format}); max difference vs the bundle on {rows} test rows: {diff:.3g}")
     return 0
 
@@ -49,6 +51,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=TOLERANCE,
         help=f"largest accepted difference (default {TOLERANCE})",
+    )
+    p.add_argument(
+        "--data",
+        metavar="CSV",
+        help="training data to verify on (its test split) instead of the example rows the bundle carries",
     )
     p.set_defaults(func=cmd_export)
     p = subparsers.add_parser("serve", help="serve a bundle over HTTP: POST /predict, GET /health, /metadata")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dltoolkit.bundle import FORMAT, Predictor, atomic_dir, load, read_rows, save_bundle
+from dltoolkit._files import atomic_dir
+from dltoolkit.bundle import FORMAT, Predictor, load, read_meta, read_rows, save_bundle
+from dltoolkit.data._rows import Column, InputWarning, check_rows, schema_of
 from dltoolkit.errors import DLToolkitError, SpecError, message, unknown
 from dltoolkit.spec import Spec
 
@@ -81,13 +84,38 @@ class Ensemble:
         return self.members[0].classes
 
     @property
-    def feature_columns(self) -> list[str]:
-        return self.members[0].feature_columns
+    def input_columns(self) -> list[str]:
+        """The raw columns every member takes, in order (see :attr:`Predictor.input_columns`)."""
+        return self.members[0].input_columns
 
-    def output(self, X: Any) -> np.ndarray:
-        """Combined probabilities (n, C) for classification, predictions (n,) in original units."""
-        rows = self._frame(X)
-        outs = [m.predict_proba(rows) if m.classes else m.predict(rows) for m in self.members]
+    @property
+    def feature_columns(self) -> list[str]:
+        """The same as :attr:`input_columns`."""
+        return self.input_columns
+
+    @property
+    def input_schema(self) -> list[Column]:
+        """The input columns as for a Predictor; a category is known when any member knows it."""
+        return schema_of([m.preprocessor for m in self.members])
+
+    def check_inputs(self, X: Any) -> tuple[pd.DataFrame, list[str]]:
+        """Raw rows checked as ``Predictor.check_inputs`` checks them (members share their columns)."""
+        return check_rows(self.members[0].preprocessor.frame(read_rows(X)), self.input_schema)
+
+    def output(self, X: Any, *, checked: bool = False) -> np.ndarray:
+        """Combined probabilities (n, C) for classification, predictions (n,) in original units.
+
+        ``checked``: ``X`` already came from :meth:`check_inputs` (no second check, no warning).
+        """
+        rows = X
+        if not checked:
+            rows, notes = self.check_inputs(X)
+            for note in notes:
+                warnings.warn(note, InputWarning, stacklevel=3)
+        outs = []
+        for m in self.members:
+            out = m.output(torch.from_numpy(m.preprocessor.transform(rows)))
+            outs.append(out if m.classes else m.target.inverse(out))
         return combine(outs, self.weights, self.method)
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -107,10 +135,6 @@ class Ensemble:
 
     def example_input(self, n: int = 3) -> pd.DataFrame:
         return self.members[0].example_input(n)
-
-    def _frame(self, X: Any) -> pd.DataFrame:
-        # members share their raw columns (checked at construction): the first one reads the rows
-        return self.members[0].preprocessor.frame(read_rows(X))
 
     def __repr__(self) -> str:
         return f"Ensemble({len(self.members)} members, method={self.method!r}, weights={self.weights})"
@@ -226,9 +250,9 @@ def greedy_selection(
     if not isinstance(rounds, int) or rounds < 1:
         raise SpecError(message("Invalid number of selection rounds", rounds, "an integer >= 1"))
     score, lower = _score(metric, pool.classes is not None)
-    rows = pool._frame(X_val)
+    rows, _ = pool.check_inputs(X_val)
     y = _encoded_target(pool, y_val)
-    outs = [Ensemble([m]).output(rows) for m in pool.members]
+    outs = [Ensemble([m]).output(rows, checked=True) for m in pool.members]
     counts, total = np.zeros(len(outs)), np.zeros_like(outs[0])
     best_value, best_counts, scores = None, None, []
     for _ in range(rounds):
@@ -341,7 +365,7 @@ def load_ensemble(path: str | os.PathLike) -> Ensemble:
                 "Use dltoolkit.load for a single model, or save_ensemble() to write one.",
             )
         )
-    meta = json.loads((path / "bundle.json").read_text())
+    meta = read_meta(path)
     members = [load(path / "members" / str(i)) for i in range(int(meta["members"]))]
     metrics_file = path / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}

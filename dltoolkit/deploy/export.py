@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dltoolkit._files import atomic_path
 from dltoolkit.errors import DataError, DLToolkitError, message, unknown
 
 if TYPE_CHECKING:  # torch, pandas and the bundle load when an export runs
@@ -53,7 +54,9 @@ def export(
         format: ``"onnx"`` (run with ONNX Runtime) or ``"torchscript"`` (``torch.jit.load``).
         out: The file to write (atomically: only a verified export is renamed into place).
         tolerance: Largest accepted ``|exported - bundle| / max(1, |bundle|)`` on the test split.
-        data: The training data when the spec's source is ``"frame"`` (to recreate the test split).
+        data: Training data to recreate the test split from (a DataFrame, ``(X, y)`` or a CSV
+            path), instead of the example rows the bundle carries; needed for a bundle written
+            before bundles carried them when the spec's source is ``"frame"`` or gone.
 
     Raises:
         ExportError: non-numeric inputs, an exporter failure, or outputs off by more than ``tolerance``.
@@ -81,9 +84,7 @@ def export_checked(
     module = fold(model).eval()
     x = test_features(model, data)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:  # only a verified export is renamed into place
         run = WRITERS[format](module, example_rows(x), tmp)
         got, want = run(x), reference_output(model, x)
         diff = max_difference(got, want)
@@ -99,23 +100,41 @@ def export_checked(
                     "(Python control flow on values or sizes).",
                 )
             )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out, diff, len(x)
 
 
 def test_features(model: Predictor | Ensemble, data: Any = None) -> np.ndarray:
-    """The raw test-split features (float32, original column order) that ``prepare`` draws for the spec."""
-    from dltoolkit.data import prepare
+    """The raw test rows to verify an export on (float32, original column order).
 
-    frame = prepare(model.spec, data).raw_test[model.feature_columns]
+    The rows the bundle carries (``examples.json``, written by ``run`` and sweeps) unless ``data``
+    is given; with ``data``, or for a bundle without them, the test split ``prepare`` draws for the
+    spec from ``data`` (or from the spec's own ``data.source``).
+    """
+    examples = _examples(model)
+    if data is None and examples is not None:
+        frame = examples
+    else:
+        from dltoolkit.data import prepare
+        from dltoolkit.data.load import _read_csv
+
+        if isinstance(data, str | os.PathLike):
+            data = _read_csv(Path(data), model.spec.data.options)
+        frame = prepare(model.spec, data).raw_test
+    from dltoolkit.data._columns import require_columns
+
+    require_columns([str(c) for c in frame.columns], model.feature_columns, "the rows to verify on")
+    frame = frame[model.feature_columns]
     try:
         return frame.to_numpy(dtype=np.float32, na_value=np.nan)
     except (TypeError, ValueError) as e:
         raise DataError(
             message("Non-numeric test features", list(frame.dtypes.astype(str)), "numbers")
         ) from e
+
+
+def _examples(model: Predictor | Ensemble) -> Any:
+    members = getattr(model, "members", None) or [model]
+    return getattr(members[0], "examples", None)
 
 
 def reference_output(model: Predictor | Ensemble, x: np.ndarray) -> np.ndarray:

@@ -1,16 +1,20 @@
 """An HTTP JSON inference server for a model or ensemble bundle (FastAPI on uvicorn).
 
 Endpoints:
-    ``POST /predict`` ``{"records": [{column: value, ...}, ...]}`` -> ``{"predictions": [...]}``
-    plus ``"probabilities"`` (one list per record, columns in ``classes`` order) for classification;
-    the same values as the bundle's ``predict`` / ``predict_proba``.
+    ``POST /predict`` ``{"records": [{column: value, ...}, ...]}`` -> ``{"predictions": [...],
+    "warnings": [...]}`` plus ``"probabilities"`` (one list per record, columns in ``classes``
+    order) for classification; the same values as the bundle's ``predict`` / ``predict_proba``.
+    ``warnings`` lists what was accepted but deserves notice: categories not seen in training
+    (counted per column; they encode as all zeros) and keys the model does not use (ignored).
     ``GET /health`` -> ``{"status": "ok"}``.
     ``GET /metadata`` -> the spec, the input schema, the test metrics and the request limits.
 
-Every record is validated before the model runs: a missing or unknown column, a value of the wrong
-type, a null / NaN where the column is not imputed, an empty or oversized payload each get a 4xx
-answer whose ``detail`` names the field (``"field"`` holds it too). ``null`` (or ``NaN``) is
-accepted only where the preprocessing imputes the column (``"nullable": true`` in the schema).
+Every record is validated before the model runs, by the same rules ``predict`` applies
+(:mod:`dltoolkit.data._rows`): a missing column, a value of the wrong type (a number column takes
+numbers and numeric strings such as ``"39.1"``), a null / NaN where the column is not imputed, a
+non-finite number, an empty or oversized payload each get a 4xx answer whose ``detail`` names the
+field (``"field"`` holds it too). ``null`` (or ``NaN``) is accepted only where the preprocessing
+imputes the column (``"nullable": true`` in the schema).
 
 Example:
     >>> app = create_app(load("runs/wine/model"))          # doctest: +SKIP
@@ -26,16 +30,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from dltoolkit.bundle import Predictor, load
+from dltoolkit.data._rows import NULL_RULE, Column, InputError, check_rows
 from dltoolkit.deploy.ensemble import Ensemble
 from dltoolkit.errors import DLToolkitError, message
 
 MAX_RECORDS = 1000
 MAX_BODY_BYTES = 1_000_000
-NULL_RULE = (
-    "null or NaN is accepted only in columns whose preprocessing imputes missing values (nullable: true)"
-)
 
 
 class RequestError(Exception):
@@ -49,16 +52,7 @@ class RequestError(Exception):
 # ---------------------------------------------------------------------- the input schema
 def input_schema(model: Predictor | Ensemble) -> list[dict[str, Any]]:
     """One entry per raw input column: ``name``, ``type`` (number / category / text), ``nullable``."""
-    members = model.members if isinstance(model, Ensemble) else [model]
-    plans = [{plan["name"]: plan for plan in m.preprocessor.columns_} for m in members]
-    columns = []
-    for name in model.feature_columns:
-        kinds = {p[name]["kind"] if name in p else "text" for p in plans}
-        kind = "number" if "numeric" in kinds else "text" if "text" in kinds else "category"
-        numeric = [p[name] for p in plans if name in p and p[name]["kind"] == "numeric"]
-        nullable = kind == "category" or (kind == "number" and all(p["fill"] is not None for p in numeric))
-        columns.append({"name": name, "type": kind, "nullable": nullable})
-    return columns
+    return [column.public() for column in model.input_schema]
 
 
 def metadata(model: Predictor | Ensemble, limits: dict[str, int]) -> dict[str, Any]:
@@ -96,8 +90,12 @@ def _jsonable(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- request validation
-def parse_records(body: bytes, schema: list[dict[str, Any]], max_records: int) -> pd.DataFrame:
-    """The request body as a DataFrame of the schema's columns; RequestError on any bad input."""
+def parse_records(body: bytes, schema: list[Column], max_records: int) -> tuple[pd.DataFrame, list[str]]:
+    """The request body as checked rows of the schema's columns, and the warnings to return.
+
+    The JSON shape is checked here; every value is checked by :func:`dltoolkit.data._rows.check_rows`,
+    the rules ``predict`` applies too. RequestError on any bad input.
+    """
     try:
         payload = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -122,17 +120,30 @@ def parse_records(body: bytes, schema: list[dict[str, Any]], max_records: int) -
             "records",
             message("Too many records", len(records), f"at most {max_records}", "Split the request."),
         )
-    names = [c["name"] for c in schema]
-    expected = set(names)
+    names = [c.name for c in schema]
+    expected, unused = set(names), {}
     for i, record in enumerate(records):
         if type(record) is not dict or record.keys() != expected:
-            _check_columns(i, record, names)
-    return pd.DataFrame(
-        {c["name"]: _column(c, [r[c["name"]] for r in records]) for c in schema}, columns=names
-    )
+            unused |= dict.fromkeys(_check_columns(i, record, names))
+    columns = {name: _array([r[name] for r in records]) for name in names}
+    columns |= {name: _array([r.get(name) for r in records]) for name in unused}
+    frame = pd.DataFrame(columns, copy=False)
+    try:
+        return check_rows(frame, schema)
+    except InputError as e:
+        field = f"records[{e.row}].{e.column}" if e.row is not None else "records"
+        raise RequestError(422, field, str(e)) from None
 
 
-def _check_columns(i: int, record: Any, names: list[str]) -> None:
+def _array(values: list[Any]) -> np.ndarray:
+    """One column's JSON values: float64 when all are plain numbers (the common, fast case)."""
+    if all(type(v) is float or type(v) is int for v in values):
+        return np.array(values, dtype=np.float64)
+    return np.fromiter(values, dtype=object, count=len(values))  # a list value stays one element
+
+
+def _check_columns(i: int, record: Any, names: list[str]) -> list[str]:
+    """Raise on a record that is not an object or lacks a column; return the keys the model ignores."""
     if not isinstance(record, dict):
         raise RequestError(
             422, f"records[{i}]", message(f"records[{i}] is not an object", _kind(record), "{column: value}")
@@ -147,58 +158,7 @@ def _check_columns(i: int, record: Any, names: list[str]) -> None:
                 f"Missing column {missing[0]!r} in records[{i}]", sorted(record), f"every column of {names}"
             ),
         )
-    unknown = [k for k in record if k not in names]
-    if unknown:
-        field = f"records[{i}].{unknown[0]}"
-        raise RequestError(
-            422,
-            field,
-            message(
-                f"Unknown column {unknown[0]!r} in records[{i}]", unknown[0], f"only the columns {names}"
-            ),
-        )
-
-
-def _value(i: int, column: dict[str, Any], value: Any) -> Any:
-    field = f"records[{i}].{column['name']}"
-    missing = value is None or (isinstance(value, float) and math.isnan(value))
-    if missing:
-        if column["nullable"]:
-            return None
-        raise RequestError(
-            422,
-            field,
-            message(
-                f"Missing value in {field}", value, "a value: this column is not imputed", NULL_RULE + "."
-            ),
-        )
-    kind = column["type"]
-    ok = {
-        "number": isinstance(value, int | float) and not isinstance(value, bool),
-        "category": isinstance(value, str | int | float | bool),
-        "text": isinstance(value, str),
-    }[kind]
-    if not ok:
-        raise RequestError(
-            422, field, message(f"Wrong type in {field}", value, f"a {'string' if kind == 'text' else kind}")
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RequestError(
-            422, field, message(f"Non-finite number in {field}", str(value), "a finite number")
-        )
-    return value
-
-
-def _column(column: dict[str, Any], values: list[Any]) -> np.ndarray:
-    """One column's values, checked: a fast vectorised path for plain numbers, else value by value."""
-    if column["type"] == "number" and all(type(v) is float or type(v) is int for v in values):
-        array = np.array(values, dtype=np.float64)
-        if np.isfinite(array).all():
-            return array
-    checked = [_value(i, column, v) for i, v in enumerate(values)]
-    if column["type"] == "number":
-        return np.array([np.nan if v is None else v for v in checked], dtype=np.float64)
-    return np.array(checked, dtype=object)
+    return [k for k in record if k not in names]
 
 
 def _kind(value: Any) -> str:
@@ -206,19 +166,24 @@ def _kind(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------- answering
-def answer(model: Predictor | Ensemble, frame: pd.DataFrame) -> dict[str, Any]:
-    """``{"predictions": [...], "probabilities": [[...]]}``: predict / predict_proba from one forward pass."""
+def answer(model: Predictor | Ensemble, frame: pd.DataFrame, notes: list[str] = ()) -> dict[str, Any]:
+    """``{"predictions": [...], "probabilities": [[...]], "warnings": [...]}`` from one forward pass.
+
+    ``frame`` comes from :func:`parse_records` (checked); ``notes`` are its warnings.
+    """
     if isinstance(model, Predictor):
-        out, target = model.output(model.transform(frame)), model.target
+        out = model.output(torch.from_numpy(model.preprocessor.transform(frame)))
+        target = model.target
         values = target.inverse(out) if model.classes is None else None
     else:
-        out, target = model.output(frame), model.members[0].target
+        out, target = model.output(frame, checked=True), model.members[0].target
         values = out
     if model.classes is None:
-        return {"predictions": np.asarray(values, dtype=np.float64).tolist()}
+        return {"predictions": np.asarray(values, dtype=np.float64).tolist(), "warnings": list(notes)}
     return {
         "predictions": target.inverse(out.argmax(1)).tolist(),
         "probabilities": np.asarray(out, dtype=np.float32).tolist(),
+        "warnings": list(notes),
     }
 
 
@@ -240,7 +205,7 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     model = model if isinstance(model, Predictor | Ensemble) else load(model)
-    schema = input_schema(model)
+    schema = model.input_schema
     meta = metadata(model, {"max_records": max_records, "max_body_bytes": max_body_bytes})
     app = FastAPI(title=f"dltoolkit: {model.spec.name}", version="1")
 
@@ -256,8 +221,8 @@ def create_app(
     async def predict(request: Request) -> JSONResponse:
         try:
             body = await _read_body(request, max_body_bytes)
-            frame = parse_records(body, schema, max_records)
-            return JSONResponse(await run_in_threadpool(answer, model, frame))
+            frame, notes = parse_records(body, schema, max_records)
+            return JSONResponse(await run_in_threadpool(answer, model, frame, notes))
         except RequestError as e:
             return JSONResponse({"detail": e.detail, "field": e.field}, status_code=e.status)
         except DLToolkitError as e:  # the preprocessing refused a value the schema let through

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dltoolkit._files import atomic_path
 from dltoolkit.errors import DataError, message
 
 if TYPE_CHECKING:
@@ -37,14 +36,9 @@ def given_axes(ax: object, n_max: int) -> list[Axes]:
 
 def save_png(fig: Figure, path: Path, dpi: int = 100) -> Path:
     """Write ``fig`` to ``path`` as PNG atomically (temp file beside it, then rename), then clear it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             fig.savefig(f, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         fig.clear()
     return path

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,23 @@ from dltoolkit.graph.layers import LAYERS, MERGES, Shape, ShapeMismatch
 from dltoolkit.spec import GraphSpec, NodeSpec
 
 INPUT = "input"
+MAX_PARAMS_ENV = "DLTOOLKIT_MAX_PARAMS"  # the ceiling on a graph's parameters (checked before building)
+MAX_PARAMS = 100_000_000  # its default: 400 MB of float32 weights (training holds ~4x that)
+
+
+def max_params() -> int:
+    """The largest parameter count a graph may have: ``$DLTOOLKIT_MAX_PARAMS`` or :data:`MAX_PARAMS`."""
+    text = os.environ.get(MAX_PARAMS_ENV, "").replace("_", "")
+    if not text:
+        return MAX_PARAMS
+    try:
+        return int(float(text))
+    except ValueError:
+        raise SpecError(
+            message(f"Invalid {MAX_PARAMS_ENV}", text, "a parameter count such as 200000000 or 2e8")
+        ) from None
+
+
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -200,8 +218,10 @@ class Graph:
                 message(f"Node {node.name!r} repeats a merge op", node.repeat, "repeat: 1 for add/concat")
             )
         parts, shapes, flops = [], in_shapes, 0
+        total = sum(n.params for n in self.nodes)
         for i in range(node.repeat):
             names = inputs if i == 0 else [f"{node.name} (repeat {i})"]
+            total += self._check_size(node, builder, attrs, shapes, total)
             try:
                 module = builder(in_shapes=[tuple(s) for s in shapes], ctx=self.ctx, **attrs)
                 out_shape, part_flops = self._run(module, shapes, dtypes)
@@ -218,6 +238,31 @@ class Graph:
             parts.append(module)
             shapes, dtypes, flops = [out_shape], [torch.float32], flops + part_flops
         return (parts[0] if len(parts) == 1 else nn.Sequential(*parts)), shapes[0], flops
+
+    def _check_size(
+        self, node: NodeSpec, builder, attrs: dict[str, Any], shapes: list[Shape], total: int
+    ) -> int:
+        """Parameters of one (repeat of a) node, counted on the meta device before any memory is
+        allocated; more than :func:`max_params` in the whole graph is a SpecError."""
+        try:
+            with torch.device("meta"):
+                module = builder(in_shapes=[tuple(s) for s in shapes], ctx=self.ctx, **attrs)
+        except Exception:  # the real build reports what is wrong, naming the node
+            return 0
+        params = sum(p.numel() for p in module.parameters())
+        limit = max_params()
+        if total + params > limit:
+            raise SpecError(
+                message(
+                    f"Node {node.name!r} ({node.op}) makes the model too large to build",
+                    f"{params:,} parameters in this node, {total + params:,} in the graph so far "
+                    f"({(total + params) * 4 / 1e9:.1f} GB of float32 weights)",
+                    f"at most {limit:,} parameters",
+                    f"Lower its attributes {attrs}, or, with the memory for it, raise the ceiling "
+                    f"with the environment variable {MAX_PARAMS_ENV}=<count>.",
+                )
+            )
+        return params
 
     def _check_attrs(self, node: NodeSpec, builder) -> dict[str, Any]:
         params = inspect.signature(builder).parameters

@@ -2,7 +2,9 @@
 
 Prints a live table (one line per reported epoch), then the trial table, and writes ``trials.csv``,
 ``best/`` (a model bundle), ``plots/`` and ``spec.yaml`` (with the search space) into ``--out``.
-``--resume DIR`` continues a sweep whose driver died.
+``--resume DIR`` continues a sweep whose driver died. A non-empty ``--out`` is refused (pointing to
+``--resume`` when it holds a sweep) unless ``--overwrite``; without ``--out`` each sweep gets a new
+``runs/<name>-sweep-<time>-<suffix>`` folder.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--address", help="an existing Ray cluster, e.g. 127.0.0.1:6379 (default: local Ray)")
     p.add_argument("--max-concurrent", type=int, help="trials running at once")
     p.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR (its --out folder)")
-    p.add_argument("--out", help="output folder (default runs/<name>-sweep-<time>)")
+    p.add_argument("--out", help="output folder (default a new runs/<name>-sweep-<time>-<suffix>)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the contents of a non-empty --out (see --resume)"
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec value first")
     p.add_argument("--quiet", action="store_true", help="no live table")
     p.set_defaults(func=cmd_tune)
@@ -54,6 +59,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             out=args.out,
             overrides=_overrides(args.set),
             background=True,
+            overwrite=args.overwrite,
         )
     print(runner.preflight)
     if live:

@@ -91,7 +91,7 @@ def run_distributed(
     d = checked.data
     model = checked.graph.compile()
     model.load_state_dict({k: torch.tensor(v) for k, v in trained["state"].items()})
-    predictor = Predictor(spec, d.preprocessor, d.target, model)
+    predictor = Predictor(spec, d.preprocessor, d.target, model, examples=d.raw_test)
     metrics, y_true, shown = test_metrics(predictor, d)
     seconds = time.perf_counter() - started
     history = _history_frame(trained["history"])

@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from dltoolkit._files import check_out, claim_out
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.spec import Spec, atomic_write_text
 from dltoolkit.tune._phase import phase
@@ -37,6 +39,7 @@ def sweep(
     resume: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
     workers: bool | None = None,
+    overwrite: bool = False,
 ) -> Sweep:
     """Run a hyperparameter sweep of ``spec`` over its ``search.space`` on Ray Tune.
 
@@ -50,7 +53,9 @@ def sweep(
             grid or optuna; scheduler is fifo, asha, hyperband, median or pbt.
         address: an existing Ray cluster (``"127.0.0.1:6379"``); default: a local Ray (started
             if none is running in this process).
-        out: output folder (default ``runs/<name>-sweep-<time>``).
+        out: output folder (default a new ``runs/<name>-sweep-<time>-<suffix>``). A non-empty
+            one is refused unless ``overwrite`` (whose old contents are then removed); continue
+            an earlier sweep with ``resume`` instead.
         background: return at once and run in a thread (``wait()``, ``stop()``, ``subscribe()``).
         data: a DataFrame or (X, y) when the spec's data source is ``frame``.
         resources: per trial, e.g. ``{"cpu": 1, "gpu": 0.5}``.
@@ -59,6 +64,10 @@ def sweep(
         workers: train on warm trial workers that stay in this Ray session for the next sweep
             (:mod:`dltoolkit.tune.workers`); default: on a local Ray if it has the memory for
             them (or as ``DLTOOLKIT_WARM_WORKERS`` says), off with ``address``.
+        overwrite: replace the contents of a non-empty ``out``.
+
+    Raises:
+        OutputExistsError: ``out`` is not empty and ``overwrite`` is false.
 
     Example:
         >>> s = sweep("digits-mlp", samples=4, background=True)  # doctest: +SKIP
@@ -67,7 +76,7 @@ def sweep(
     if resume is not None:
         return resume_sweep(resume, data=data, address=address, background=background, workers=workers)
     launched = time.perf_counter()
-    from dltoolkit.api import SMOKE_ENV, resolve_spec, smoke
+    from dltoolkit.api import SMOKE_ENV, default_out, resolve_spec, smoke
 
     spec = resolve_spec(spec, overrides)
     given = {"samples": samples, "search": search, "scheduler": scheduler, "max_concurrent": max_concurrent}
@@ -78,11 +87,19 @@ def sweep(
     spec = spec.with_values(changes) if changes else spec
     if os.environ.get(SMOKE_ENV):  # smoke mode wins over explicit sizes too
         spec = smoke(spec)
-    out = (
-        Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    if out is not None:
+        check_out(out, overwrite, sweep=True)  # before any work
+    fresh = out is None
+    out = Path(out) if out is not None else default_out(spec, "sweep")
     phase("checking the spec, the data and every configuration of the space")
-    runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
+    try:
+        runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
+    except BaseException:
+        if fresh:  # the new default folder, still empty: a refused sweep leaves nothing behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    claim_out(out, overwrite, sweep=True)
     spec.save(out / "spec.yaml")
     return runner._launch(address, background, restore=False)
 
@@ -261,7 +278,7 @@ def top_predictors(runner: Sweep, checkpoints: dict[str, Any], k: int) -> list[t
         d, spec = runner.data, runner.trial_spec.with_values(rec.config)
         model = graph_for(spec, d.preprocessor, d.n_outputs).compile()
         model.load_state_dict(state["best"]["weights"])
-        predictor = Predictor(spec, d.preprocessor, d.target, model)
+        predictor = Predictor(spec, d.preprocessor, d.target, model, examples=d.raw_test)
         test_metrics(predictor, d)
         out.append((rec, state["best"], predictor))
         if len(out) == k:

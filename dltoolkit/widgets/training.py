@@ -24,6 +24,7 @@ import pandas as pd
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
+from dltoolkit._files import new_out_dir
 from dltoolkit.api import Run
 from dltoolkit.errors import DLToolkitError
 from dltoolkit.widgets._common import MessageBox, explain, image, labelled, wrap
@@ -99,7 +100,7 @@ class TrainController:
         self._stop.clear()
         spec, data = self.state.spec, self.state.data
         self.seconds, self.epochs, self._last = [], spec.train.epochs, time.perf_counter()
-        folder = Path(out) if out else self.out / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder = Path(out) if out else new_out_dir(spec.name, self.out)
         self._thread = threading.Thread(
             target=self._work, args=(spec, data, folder), daemon=True, name="dltoolkit-train"
         )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import ipywidgets as w
 import pandas as pd
 import yaml
 
+from dltoolkit._files import new_out_dir
 from dltoolkit.errors import DLToolkitError, SpecError, message
 from dltoolkit.widgets._common import MessageBox, explain, labelled, table_html
 from dltoolkit.widgets._state import SpecState
@@ -110,7 +110,7 @@ class TuneController:
         if self.running:
             raise DLToolkitError("A sweep is already running: press Stop first or wait for it to end.")
         spec = self.state.spec
-        out = self.out / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+        out = new_out_dir(f"{spec.name}-sweep", self.out)
         return self._start(lambda: self._sweep(spec, self.state.data, out), out)
 
     def resume(self) -> threading.Thread:

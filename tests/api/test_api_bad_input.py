@@ -92,6 +92,28 @@ CASES = [
         DataError,
         r"'b'.*2.*stratify",
     ),
+    (
+        "oversized-units",
+        spec(graph__nodes=[{"name": "hidden", "op": "linear", "units": 1e9}]),
+        None,
+        SpecError,
+        r"Node 'hidden' \(linear\) makes the model too large to build: received '14,000,000,000 parameters"
+        r".*expected at most 100,000,000 parameters.*DLTOOLKIT_MAX_PARAMS",
+    ),
+    (
+        "oversized-repeat",
+        spec(graph__nodes=[{"name": "h", "op": "linear", "units": 4000, "repeat": 50}]),
+        None,
+        SpecError,
+        r"Node 'h' \(linear\) makes the model too large.*graph so far",
+    ),
+    (
+        "no-rows",
+        spec(data__source="frame"),
+        pd.DataFrame(columns=["x", "target"]),
+        DataError,
+        r"The data has no rows: received \"0 rows \(columns \['x', 'target'\]\)\"",
+    ),
 ]
 
 
@@ -101,3 +123,9 @@ def test_bad_input_fails_before_training(tmp_path, case, the_spec, data, error, 
     with pytest.raises(error, match=match):
         run(the_spec, data, out=out)
     assert not out.exists()  # nothing was trained or written
+
+
+def test_header_only_csv_is_a_clear_error(tmp_path):
+    (tmp_path / "data.csv").write_text("x,target\n")
+    with pytest.raises(DataError, match=r"The data has no rows.*only the header"):
+        run(spec(data__source=str(tmp_path / "data.csv")), out=tmp_path / "out")

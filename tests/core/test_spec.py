@@ -84,3 +84,33 @@ def test_monitor_defaults_follow_the_task(tiny_spec_dict):
     assert Spec.from_dict(tiny_spec_dict).task.monitor_metric() == ("val_loss", "min")
     acc = {**tiny_spec_dict, "task": {"kind": "multiclass", "target": "y", "monitor": "val_acc"}}
     assert Spec.from_dict(acc).task.monitor_metric() == ("val_acc", "max")
+
+
+def test_relative_csv_source_resolves_against_the_spec_files_folder(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from dltoolkit.api import check, resolve_spec
+
+    folder = tmp_path / "project"
+    (folder / "data").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=40), "target": np.repeat(["a", "b"], 20)})
+    frame.to_csv(folder / "data" / "table.csv", index=False)
+    text = Spec.from_dict(
+        {
+            "task": {"kind": "binary"},
+            "data": {"source": "data/table.csv"},
+            "graph": {"nodes": [{"name": "h", "op": "linear", "units": 2}]},
+        }
+    ).to_yaml()
+    (folder / "spec.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)  # not the spec's folder
+    spec = Spec.load(folder / "spec.yaml")
+    assert spec.data.source == str((folder / "data" / "table.csv").resolve())
+    assert check(resolve_spec("project/spec.yaml")).data.X_train.shape[1] == 1
+    # absolute paths and bundled names stay as written
+    (folder / "abs.yaml").write_text(text.replace("data/table.csv", str(folder / "data" / "table.csv")))
+    assert Spec.load(folder / "abs.yaml").data.source == str(folder / "data" / "table.csv")
+    (folder / "wine.yaml").write_text(text.replace("data/table.csv", "wine"))
+    assert Spec.load(folder / "wine.yaml").data.source == "wine"

@@ -117,7 +117,9 @@ def test_transform_selects_columns_and_accepts_arrays(numeric):
     reordered = numeric[["b", "a", "c"]]
     np.testing.assert_array_equal(pre.transform(reordered), pre.transform(numeric[["a", "b"]]))
     np.testing.assert_array_equal(pre.transform(numeric[["a", "b"]].to_numpy()), pre.transform(numeric))
-    with pytest.raises(DataError, match=r"Unknown column in the data to transform: received 'b'"):
+    with pytest.raises(
+        DataError, match=r"1 input column\(s\) missing from the data: \['b'\]: received \['a'\]"
+    ):
         pre.transform(numeric[["a"]])
 
 

@@ -122,3 +122,26 @@ def test_cli_limits_match_the_server():
     from dltoolkit.deploy import cli, serve
 
     assert (cli.MAX_RECORDS, cli.MAX_BODY_BYTES) == (serve.MAX_RECORDS, serve.MAX_BODY_BYTES)
+
+
+def test_export_needs_no_training_csv_and_takes_data_as_an_override(tmp_path):
+    """The bundle carries raw test rows (examples.json): export verifies on them after the CSV is gone;
+    ``--data`` recreates the test split from a CSV instead."""
+    from dltoolkit.api import run
+    from dltoolkit.data.datasets import DATASETS
+
+    csv = tmp_path / "wine.csv"
+    DATASETS.get("wine")({}).to_csv(csv, index=False)
+    result = run(
+        "wine", out=tmp_path / "run", overrides={"data.source": str(csv), "train.epochs": 1}, plots=False
+    )
+    test_rows = len(result.predictor.examples)
+    assert (result.bundle / "examples.json").is_file() and test_rows == len(prepare(result.spec).raw_test)
+    moved = csv.rename(tmp_path / "elsewhere.csv")
+    path, diff, rows = export_checked(result.bundle, "onnx", out=tmp_path / "m.onnx")
+    assert path.is_file() and rows == test_rows and diff <= 1e-5
+    assert main(["export", str(result.bundle), "--out", str(tmp_path / "m2.onnx"), "--data", str(moved)]) == 0
+    assert (tmp_path / "m2.onnx").is_file()
+    (result.bundle / "examples.json").unlink()  # a bundle written before bundles carried rows
+    assert main(["export", str(result.bundle), "--out", str(tmp_path / "m3.onnx")]) == 2
+    assert not (tmp_path / "m3.onnx").exists()

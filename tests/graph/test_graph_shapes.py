@@ -236,3 +236,14 @@ def test_unused_nodes_are_reported_and_left_out_of_totals_and_the_model():
     assert "side" not in model.layers and sum(p.numel() for p in model.parameters()) == g.total_params
     assert model(torch.randn(4, 8)).shape == (4, 3)
     assert graph(nodes[:1] + nodes[2:]).unused == []
+
+
+def test_parameter_ceiling_is_checked_before_building_and_can_be_raised(monkeypatch):
+    from dltoolkit.graph.graph import MAX_PARAMS_ENV
+
+    spec = GraphSpec.model_validate({"sequential": [{"op": "linear", "units": 16}]})
+    monkeypatch.setenv(MAX_PARAMS_ENV, "50")
+    with pytest.raises(SpecError, match=r"received '80 parameters.*expected at most 50 parameters"):
+        Graph(spec, input_shape=(4,))
+    monkeypatch.setenv(MAX_PARAMS_ENV, "1e3")
+    assert Graph(spec, input_shape=(4,)).total_params == 80

@@ -29,6 +29,15 @@ def test_dlt_run_takes_a_spec_variable(shell, tmp_path):
     assert run.spec.name == "mine"
 
 
+def test_dlt_run_refuses_a_used_out_unless_overwrite(shell, tmp_path):
+    line = f"seed-linear --epochs 1 --out {tmp_path}"
+    (tmp_path / "old.txt").write_text("x")
+    with pytest.raises(UsageError, match="not empty.*--overwrite"):
+        shell.run_line_magic("dlt_run", line)
+    run = shell.run_line_magic("dlt_run", f"{line} --overwrite")
+    assert (run.out / "model").is_dir() and not (tmp_path / "old.txt").exists()
+
+
 @pytest.mark.parametrize(
     ("line", "match"),
     [
