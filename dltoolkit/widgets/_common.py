@@ -80,4 +80,11 @@ class Picture(w.Image):
 
 
 def image(cls: str) -> Picture:
-    return labelled(Picture(format="png", layout=w.Layout(max_width="640px", display="none")), cls)
+    # never wider than its box: a narrow page (JupyterLab at 1024 px) scales the picture down
+    return labelled(Picture(format="png", layout=w.Layout(max_width="min(640px, 100%)", display="none")), cls)
+
+
+def whole_labels(*widgets: w.Widget) -> None:
+    """Give the widgets' descriptions the room they need ("Learning rate", not "Learning r...")."""
+    for widget in widgets:
+        widget.style.description_width = "initial"

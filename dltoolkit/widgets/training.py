@@ -27,7 +27,7 @@ from pytorch_lightning.callbacks import Callback
 from dltoolkit._files import new_out_dir
 from dltoolkit.api import Run
 from dltoolkit.errors import DLToolkitError
-from dltoolkit.widgets._common import MessageBox, explain, image, labelled, wrap
+from dltoolkit.widgets._common import MessageBox, explain, image, labelled, whole_labels, wrap
 from dltoolkit.widgets._state import SpecState
 
 
@@ -168,6 +168,7 @@ class TrainPanel(w.VBox):
             "early_stopping": w.IntText(value=t.early_stopping or 0, description="Early stop"),
             "seed": w.IntText(value=t.seed, description="Seed"),
         }
+        whole_labels(*self.fields.values())
         for path, field in self.fields.items():
             field.add_class("dlt-train-" + path.replace(".", "-").replace("_", "-"))
             field.observe(lambda ch, p=path: self._set(p, ch["new"]), "value")
@@ -192,8 +193,8 @@ class TrainPanel(w.VBox):
         c.on_done.append(lambda _c: self._draw())
         fields = list(self.fields.values())
         self.children = [
-            w.HBox([w.VBox(fields[:4]), w.VBox(fields[4:])]),
-            w.HBox([self.train_button, self.stop_button, self.progress, self.status]),
+            w.HBox([w.VBox(fields[:4]), w.VBox(fields[4:])], layout=wrap()),
+            w.HBox([self.train_button, self.stop_button, self.progress, self.status], layout=wrap()),
             self.message,
             w.HBox([self.curves, self.epoch_table], layout=wrap()),
         ]

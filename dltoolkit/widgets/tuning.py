@@ -23,7 +23,7 @@ import yaml
 
 from dltoolkit._files import new_out_dir
 from dltoolkit.errors import DLToolkitError, SpecError, message
-from dltoolkit.widgets._common import MessageBox, explain, labelled, table_html
+from dltoolkit.widgets._common import MessageBox, explain, labelled, table_html, wrap
 from dltoolkit.widgets._state import SpecState
 from dltoolkit.widgets.graph_builder import replace
 from dltoolkit.widgets.sweep_view import SweepView
@@ -276,8 +276,8 @@ class TunePanel(w.VBox):
         self.children = [
             w.HTML("<b>Search space</b>"),
             self.space,
-            w.HBox([self.path, self.range, self.set_button, self.remove_button]),
-            w.HBox([w.VBox(fields[:3]), w.VBox([*fields[3:], self.address])]),
+            w.HBox([self.path, self.range, self.set_button, self.remove_button], layout=wrap()),
+            w.HBox([w.VBox(fields[:3]), w.VBox([*fields[3:], self.address])], layout=wrap()),
             w.HBox([self.launch_button, self.stop_button, self.resume_button, self.best_button]),
             self.message,
             self.view,
