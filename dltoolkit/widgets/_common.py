@@ -9,6 +9,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from dltoolkit import _html
 from dltoolkit.errors import DLToolkitError
 
 
@@ -23,8 +24,8 @@ def png(fig: Any) -> bytes:
 
 
 def table_html(frame: Any, cls: str = "dlt-table", index: bool = False) -> str:
-    """A DataFrame as a compact HTML table carrying a CSS class the browser tests find."""
-    return frame.to_html(index=index, classes=cls, border=0, na_rep="", float_format=lambda v: f"{v:.4g}")
+    """A DataFrame as a compact HTML table carrying a CSS class the browser tests find (all text escaped)."""
+    return _html.table(frame, cls, index)
 
 
 def explain(error: BaseException) -> str:

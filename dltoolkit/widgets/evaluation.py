@@ -22,6 +22,7 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
+from dltoolkit._html import esc
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.widgets._common import MessageBox, image, labelled, table_html
 from dltoolkit.widgets._prepared import prepared
@@ -202,7 +203,7 @@ class EvalPanel(w.VBox):
         self.columns.children = list(self._drawn.values())
 
     def _column(self, name: str) -> w.Widget:
-        items: list[w.Widget] = [w.HTML(f"<b>{name}</b>")]
+        items: list[w.Widget] = [w.HTML(f"<b>{esc(name)}</b>")]
         per_class = self.controller.per_class(name)
         if per_class is not None:
             items.append(
@@ -212,5 +213,5 @@ class EvalPanel(w.VBox):
             picture = image("dlt-eval-plot")
             picture.add_class(f"dlt-plot-{key}")
             picture.show(fig)
-            items += [w.HTML(f"<i>{key.replace('_', ' ')}</i>"), picture]
+            items += [w.HTML(f"<i>{esc(key.replace('_', ' '))}</i>"), picture]
         return labelled(w.VBox(items), "dlt-eval-run")
