@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import pickle
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from dltoolkit.errors import TrainingError
+from dltoolkit.errors import TrainingError, message
 from dltoolkit.spec import Spec
 
 Emit = Callable[[dict[str, float], int, bytes], None]
@@ -48,7 +49,24 @@ def train(trial: Spec, data: Any, state: bytes | None, emit: Emit) -> None:
 
 
 def load_state(blob: bytes | None) -> dict[str, Any] | None:
-    return None if blob is None else torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
+    """A trial state written by :func:`dump_state`, read with ``weights_only=True``.
+
+    The state is plain data (tensors, numbers, strings, lists, dicts), so unpickling never runs code
+    from a checkpoint; anything else in it is refused with a :class:`TrainingError`.
+    """
+    if blob is None:
+        return None
+    try:
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise TrainingError(
+            message(
+                "A trial checkpoint holds more than tensors and plain values, so it is not loaded",
+                str(e).splitlines()[0][:200],
+                "a state written by dltoolkit (weights, optimizer and schedule state, numbers)",
+                "Resume only sweep folders you trust; start the sweep again into a new folder.",
+            )
+        ) from e
 
 
 def dump_state(state: dict[str, Any]) -> bytes:
