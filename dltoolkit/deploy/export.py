@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dltoolkit._quiet import quiet_libraries
 from dltoolkit.errors import DataError, DLToolkitError, message, unknown
 
 if TYPE_CHECKING:  # torch, pandas and the bundle load when an export runs
@@ -84,7 +85,8 @@ def export_checked(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        run = WRITERS[format](module, example_rows(x), tmp)
+        with quiet_libraries():  # the exporter's "torchvision is not installed" lines
+            run = WRITERS[format](module, example_rows(x), tmp)
         got, want = run(x), reference_output(model, x)
         diff = max_difference(got, want)
         if not diff <= tolerance:

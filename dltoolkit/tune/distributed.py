@@ -35,6 +35,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.overrides.distributed import prepare_for_backward
 from torch.nn.parallel import DistributedDataParallel
 
+from dltoolkit._quiet import quiet_ray
 from dltoolkit.api import Run, _write_outputs, check, resolve_spec, test_metrics
 from dltoolkit.bundle import Predictor, graph_for
 from dltoolkit.data import Preprocessor, make_augment
@@ -139,6 +140,7 @@ def _ray_session(address: str | None) -> Iterator[None]:
         _check_same_cluster(address)
         yield
         return
+    quiet_ray()
     start_ray(address)
     try:
         yield

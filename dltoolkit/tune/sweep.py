@@ -195,9 +195,11 @@ class Sweep:
 
     # ------------------------------------------------------------------ running
     def _launch(self, address: str | None, background: bool, restore: bool) -> Sweep:
+        from dltoolkit._quiet import quiet_ray
         from dltoolkit.tune import _ray
         from dltoolkit.tune.launch import build_tuner
 
+        quiet_ray()
         self._owns_ray = _ray.start_ray(address)
         _ray.LIVE[str(self.experiment)] = self
         tuner = build_tuner(self, restore)
