@@ -34,6 +34,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = resolve_spec(args.spec, _overrides(args.set))
     out = Path(args.out) if args.out else default_out(spec)
     if args.address or args.workers:
+        from dltoolkit._extras import require
+
+        require("tune", "dltoolkit run --address/--workers (Ray Train)")
         from dltoolkit.tune.distributed import run_distributed
 
         result = run_distributed(spec, out=out, address=args.address, workers=args.workers or 1)

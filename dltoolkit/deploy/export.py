@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dltoolkit._extras import require
 from dltoolkit._quiet import quiet_libraries
 from dltoolkit.errors import DataError, DLToolkitError, message, unknown
 
@@ -78,6 +79,8 @@ def export_checked(
 
     if format not in FORMATS:
         raise unknown("export format", format, FORMATS)
+    if format == "onnx":
+        require("export", "ONNX export (dltoolkit export --format onnx)")
     model = model if isinstance(model, Predictor | Ensemble) else load(model)
     module = fold(model).eval()
     x = test_features(model, data)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dltoolkit._extras import require
 from dltoolkit.bundle import Predictor, load
 from dltoolkit.deploy.ensemble import Ensemble
 from dltoolkit.errors import DLToolkitError, message
@@ -257,6 +258,7 @@ def create_app(
         max_records: Most records in one request (413 above).
         max_body_bytes: Largest request body in bytes (413 above).
     """
+    require("serve", "The HTTP server (dltoolkit serve, create_app)")
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
@@ -336,6 +338,8 @@ def serve(
 ) -> None:
     """Serve a bundle with uvicorn until interrupted (loopback only unless ``host`` says otherwise)."""
     import torch
+
+    require("serve", "dltoolkit serve")
     import uvicorn
 
     if threads:

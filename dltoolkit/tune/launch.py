@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from dltoolkit._extras import require
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.spec import Spec, atomic_write_text
 from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS, Plan
@@ -63,6 +64,7 @@ def sweep(
         >>> s = sweep("digits-mlp", samples=4, background=True)  # doctest: +SKIP
         >>> s.subscribe(print); s.wait().best                    # doctest: +SKIP
     """
+    require("tune", "A sweep (dltoolkit.sweep, dltoolkit tune)")
     if resume is not None:
         return resume_sweep(resume, data=data, address=address, background=background, workers=workers)
     launched = time.perf_counter()
@@ -95,6 +97,7 @@ def resume_sweep(
 ) -> Sweep:
     """Continue the sweep in ``out`` whose driver stopped: unfinished trials go on from their last
     checkpoint; finished (and errored) trials are kept, not run again."""
+    require("tune", "Resuming a sweep (dltoolkit tune --resume)")
     from ray import tune
 
     out = Path(out)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The dependency floors hold: a fresh venv with every dependency at the lower bound pyproject.toml declares
+# (core and the tune, serve and export extras), then a short run, an ONNX export, a short sweep and the
+# canary tests of the private hooks. Not part of .ci/test.sh (CI time is tight): run it by hand or in a
+# separate job, e.g. before raising a lower bound or after changing an API call.
+#   bash .ci/floors.sh            # venv in .venv-floors (kept for a rerun), work files in a temp folder
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${FLOORS_VENV:-.venv-floors}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# pip has no "lowest" resolution: pin each floor (the >= bound) in a constraints file instead.
+python3 - "$work/floors.txt" <<'PY'
+import re, sys, tomllib
+
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+extras = project["optional-dependencies"]
+pins = {}
+for req in project["dependencies"] + extras["tune"] + extras["serve"] + extras["export"]:
+    m = re.match(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*(.*)$", req)
+    name, spec = m.group(1), m.group(3)
+    floor = re.search(r">=\s*([0-9][^,;\s]*)", spec)
+    if not floor:
+        sys.exit(f"no lower bound for {req!r}: every dependency needs one")
+    pins[name.lower()] = floor.group(1)
+open(sys.argv[1], "w").write("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
+PY
+echo "floors:"; sed 's/^/  /' "$work/floors.txt"
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --upgrade pip
+torch_floor=$(grep '^torch==' "$work/floors.txt")
+# the CPU build of the torch floor first, so that nothing pulls a CUDA build
+"$venv/bin/pip" install -q "$torch_floor" --extra-index-url https://download.pytorch.org/whl/cpu
+"$venv/bin/pip" install -q -c "$work/floors.txt" -e ".[tune,serve,export]" pytest
+"$venv/bin/pip" check
+"$venv/bin/pip" list 2>/dev/null | grep -i -E '^(torch|pytorch-lightning|torchmetrics|ray|numpy|pandas|scikit-learn|optuna|onnx|fastapi) '
+
+export PATH="$PWD/$venv/bin:$PATH" MPLBACKEND=Agg PYTHONPATH="$PWD"
+dltoolkit run wine --set train.epochs=2 --quiet --out "$work/run"
+dltoolkit export "$work/run/model" --format onnx --out "$work/wine.onnx"
+dltoolkit tune wine --samples 2 --set train.epochs=2 --set search.grace_period=1 --quiet --out "$work/sweep"
+test -f "$work/sweep/best/weights.pt"
+python -m pytest -q -p no:cacheprovider tests/core/test_canaries.py
+echo "floors hold"
