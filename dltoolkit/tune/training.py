@@ -23,6 +23,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from dltoolkit._hooks import set_epoch
 from dltoolkit.errors import TrainingError, message
 from dltoolkit.spec import Spec
 
@@ -136,6 +137,4 @@ def restore(trainer: pl.Trainer, module: pl.LightningModule, state: dict[str, An
                 group["initial_lr"] *= ratio
         if schedules and hasattr(schedules[0].scheduler, "base_lrs"):
             schedules[0].scheduler.base_lrs = [lr * ratio for lr in schedules[0].scheduler.base_lrs]
-    progress = trainer.fit_loop.epoch_progress
-    for tracker in (progress.current, progress.total):
-        tracker.ready = tracker.started = tracker.processed = tracker.completed = state["epoch"]
+    set_epoch(trainer, state["epoch"])  # a private Lightning counter: see dltoolkit._hooks
