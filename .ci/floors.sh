@@ -4,9 +4,10 @@
 # canary tests of the private hooks. Not part of .ci/test.sh (CI time is tight): run it by hand or in a
 # separate job, e.g. before raising a lower bound or after changing an API call.
 #   bash .ci/floors.sh            # venv in .venv-floors (kept for a rerun), work files in a temp folder
+#   FLOORS_VENV=/tmp/v FLOORS_TORCH=2.13.0 bash .ci/floors.sh   # another venv; every floor but torch's
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${FLOORS_VENV:-.venv-floors}
+venv=$(realpath -m "${FLOORS_VENV:-.venv-floors}")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -26,18 +27,21 @@ for req in project["dependencies"] + extras["tune"] + extras["serve"] + extras["
     pins[name.lower()] = floor.group(1)
 open(sys.argv[1], "w").write("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
 PY
-echo "floors:"; sed 's/^/  /' "$work/floors.txt"
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
+# FLOORS_TORCH=2.13.0: test the other floors with a torch already on this machine's disk (where the CPU
+# index is unreachable, PyPI would answer with a multi-GB CUDA build of the torch floor).
+if [ -n "${FLOORS_TORCH:-}" ]; then sed -i "s/^torch==.*/torch==$FLOORS_TORCH/" "$work/floors.txt"; fi
 torch_floor=$(grep '^torch==' "$work/floors.txt")
+echo "floors:"; sed 's/^/  /' "$work/floors.txt"
 # the CPU build of the torch floor first, so that nothing pulls a CUDA build
 "$venv/bin/pip" install -q "$torch_floor" --extra-index-url https://download.pytorch.org/whl/cpu
 "$venv/bin/pip" install -q -c "$work/floors.txt" -e ".[tune,serve,export]" pytest
 "$venv/bin/pip" check
 "$venv/bin/pip" list 2>/dev/null | grep -i -E '^(torch|pytorch-lightning|torchmetrics|ray|numpy|pandas|scikit-learn|optuna|onnx|fastapi) '
 
-export PATH="$PWD/$venv/bin:$PATH" MPLBACKEND=Agg PYTHONPATH="$PWD"
+export PATH="$venv/bin:$PATH" MPLBACKEND=Agg PYTHONPATH="$PWD"
 dltoolkit run wine --set train.epochs=2 --quiet --out "$work/run"
 dltoolkit export "$work/run/model" --format onnx --out "$work/wine.onnx"
 dltoolkit tune wine --samples 2 --set train.epochs=2 --set search.grace_period=1 --quiet --out "$work/sweep"
