@@ -107,11 +107,12 @@ class Run:
         return self.out / "model"
 
     def _repr_html_(self) -> str:
+        from dltoolkit._html import esc, table
         from dltoolkit.evaluate import metrics_table
 
         return (
-            f"<b>Run</b> {self.spec.name!r}: {len(self.history)} epochs in {self.seconds:.1f} s, "
-            f"bundle at <code>{self.bundle}</code>{metrics_table(self.metrics).to_html()}"
+            f"<b>Run</b> {esc(repr(self.spec.name))}: {len(self.history)} epochs in {self.seconds:.1f} s, "
+            f"bundle at <code>{esc(self.bundle)}</code>{table(metrics_table(self.metrics), index=True)}"
         )
 
 

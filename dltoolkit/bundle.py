@@ -125,10 +125,12 @@ class Predictor:
         return pd.DataFrame(np.zeros((n, len(self.feature_columns))), columns=self.feature_columns)
 
     def _repr_html_(self) -> str:
+        from dltoolkit._html import esc, table
         from dltoolkit.evaluate import metrics_table
 
-        table = metrics_table(self.metrics).to_html(index=False) if self.metrics else ""
-        return f"<b>Model bundle</b> {self.spec.name!r} ({self.spec.task.kind}) at {self.path}{table}"
+        shown = table(metrics_table(self.metrics), index=True) if self.metrics else ""
+        where = f" at <code>{esc(self.path)}</code>" if self.path else ""
+        return f"<b>Model bundle</b> {esc(repr(self.spec.name))} ({esc(self.spec.task.kind)}){where}{shown}"
 
 
 def _to_output(out: torch.Tensor, kind: str) -> torch.Tensor:

@@ -41,6 +41,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = resolve_spec(args.spec, _overrides(args.set))
     with signals_raise():
         if args.address or args.workers:
+            from dltoolkit._extras import require
+
+            require("tune", "dltoolkit run --address/--workers (Ray Train)")
             from dltoolkit.tune.distributed import run_distributed
 
             out = claim_out(args.out, args.overwrite) if args.out else default_out(spec)
@@ -172,11 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as e:
             if not module.startswith(str(e.name)):  # the stage is absent, not broken
                 raise
+    for verb in sub.choices.values():
+        verb.add_argument(
+            "--verbose",
+            action="store_true",
+            help="also show the libraries' own output (Lightning, Ray, ONNX banners and warnings)",
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        from dltoolkit._quiet import set_verbose
+
+        set_verbose(True)
     try:
         return args.func(args)
     except DLToolkitError as e:

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dltoolkit._extras import require
 from dltoolkit._files import atomic_path
+from dltoolkit._quiet import quiet_libraries
 from dltoolkit.errors import DataError, DLToolkitError, message, unknown
 
 if TYPE_CHECKING:  # torch, pandas and the bundle load when an export runs
@@ -80,12 +82,15 @@ def export_checked(
 
     if format not in FORMATS:
         raise unknown("export format", format, FORMATS)
+    if format == "onnx":
+        require("export", "ONNX export (dltoolkit export --format onnx)")
     model = model if isinstance(model, Predictor | Ensemble) else load(model)
     module = fold(model).eval()
     x = test_features(model, data)
     out = Path(out)
     with atomic_path(out) as tmp:  # only a verified export is renamed into place
-        run = WRITERS[format](module, example_rows(x), tmp)
+        with quiet_libraries():  # the exporter's "torchvision is not installed" lines
+            run = WRITERS[format](module, example_rows(x), tmp)
         got, want = run(x), reference_output(model, x)
         diff = max_difference(got, want)
         if not diff <= tolerance:

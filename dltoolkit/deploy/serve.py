@@ -7,7 +7,10 @@ Endpoints:
     ``warnings`` lists what was accepted but deserves notice: categories not seen in training
     (counted per column; they encode as all zeros) and keys the model does not use (ignored).
     ``GET /health`` -> ``{"status": "ok"}``.
-    ``GET /metadata`` -> the spec, the input schema, the test metrics and the request limits.
+    ``GET /metadata`` -> the spec, the input schema, the test metrics and the request limits; a CSV
+    ``data.source`` is shown by its file name only (the server's folders are nobody's business).
+    An unexpected failure answers 500 with a generic ``detail`` and an ``id``; the exception itself
+    is only logged (logger ``dltoolkit.serve``, with that id).
 
 Every record is validated before the model runs, by the same rules ``predict`` applies
 (:mod:`dltoolkit.data._rows`): a missing column, a value of the wrong type (a number column takes
@@ -24,14 +27,18 @@ Example:
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations
 # (``Request``, imported inside create_app) at definition time.
 import json
+import logging
 import math
 import os
+import uuid
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from dltoolkit._extras import require
 from dltoolkit.bundle import Predictor, load
 from dltoolkit.data._rows import NULL_RULE, Column, InputError, check_rows
 from dltoolkit.deploy.ensemble import Ensemble
@@ -39,6 +46,7 @@ from dltoolkit.errors import DLToolkitError, message
 
 MAX_RECORDS = 1000
 MAX_BODY_BYTES = 1_000_000
+log = logging.getLogger("dltoolkit.serve")
 
 
 class RequestError(Exception):
@@ -62,10 +70,10 @@ def metadata(model: Predictor | Ensemble, limits: dict[str, int]) -> dict[str, A
         {
             "method": model.method,
             "weights": model.weights,
-            "members": [m.spec.to_dict() for m in model.members],
+            "members": [public_spec(m.spec.to_dict()) for m in model.members],
         }
         if ensemble
-        else model.spec.to_dict()
+        else public_spec(model.spec.to_dict())
     )
     return {
         "kind": "ensemble" if ensemble else "model",
@@ -76,6 +84,21 @@ def metadata(model: Predictor | Ensemble, limits: dict[str, int]) -> dict[str, A
         "metrics": _jsonable(model.metrics),
         "limits": limits,
     }
+
+
+def public_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as the server shows it: a data file named by its file name, never its folder.
+
+    Example:
+        >>> public_spec({"data": {"source": "/home/ana/private/train.csv"}})["data"]["source"]
+        'train.csv'
+    """
+    data = spec.get("data") or {}
+    source = data.get("source")
+    if isinstance(source, str) and ("/" in source or "\\" in source):
+        name = PurePath(source.replace("\\", "/")).name
+        spec = spec | {"data": data | {"source": name}}
+    return spec
 
 
 def _jsonable(value: Any) -> Any:
@@ -200,6 +223,7 @@ def create_app(
         max_records: Most records in one request (413 above).
         max_body_bytes: Largest request body in bytes (413 above).
     """
+    require("serve", "The HTTP server (dltoolkit serve, create_app)")
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
@@ -227,10 +251,11 @@ def create_app(
             return JSONResponse({"detail": e.detail, "field": e.field}, status_code=e.status)
         except DLToolkitError as e:  # the preprocessing refused a value the schema let through
             return JSONResponse({"detail": str(e), "field": "records"}, status_code=422)
-        except Exception as e:  # never let one request take the server down
-            return JSONResponse(
-                {"detail": f"Internal error: {type(e).__name__}: {e}", "field": None}, status_code=500
-            )
+        except Exception:  # never let one request take the server down, nor tell the client why
+            incident = uuid.uuid4().hex[:12]
+            log.exception("Internal error %s while answering /predict", incident)
+            detail = f"Internal error (id {incident}); the server's log has the details."
+            return JSONResponse({"detail": detail, "field": None, "id": incident}, status_code=500)
 
     return app
 
@@ -278,6 +303,8 @@ def serve(
 ) -> None:
     """Serve a bundle with uvicorn until interrupted (loopback only unless ``host`` says otherwise)."""
     import torch
+
+    require("serve", "dltoolkit serve")
     import uvicorn
 
     if threads:

@@ -408,7 +408,9 @@ class Graph:
         return draw_graph(self, ax=ax)
 
     def _repr_html_(self) -> str:
-        table = self.summary().to_html(index=False)
+        from dltoolkit._html import table as html_table
+
+        table = html_table(self.summary())
         return (
             f"<b>Graph</b>: {len(self.nodes)} nodes, {self.total_params:,} parameters, "
             f"{self.total_flops:,} FLOPs per sample{table}"

@@ -20,6 +20,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from dltoolkit._quiet import quiet_libraries
 from dltoolkit.errors import TrainingError
 from dltoolkit.graph import Graph, GraphModule
 from dltoolkit.spec import Spec
@@ -231,8 +232,9 @@ def fit(
         callbacks.append(early)
     if progress:
         callbacks.append(EpochProgress())
-    trainer = make_trainer(spec, workdir, callbacks)
-    with warnings.catch_warnings():
+    with quiet_libraries():  # Lightning's banners and tips (see dltoolkit._quiet)
+        trainer = make_trainer(spec, workdir, callbacks)
+    with quiet_libraries(), warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore",
             message=".*(does not have many workers|IterableDataset|LightningModule.*"

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dltoolkit._hooks import step_progress
 from dltoolkit.errors import TrainingError
 from dltoolkit.evaluate.metrics import classification_scores, regression_scores
 from dltoolkit.spec import Spec
@@ -124,7 +125,7 @@ class TaskModule(pl.LightningModule):
         self._interval = self._schedule_interval
         # The raw optimizer bypasses LightningOptimizer, which is what counts steps in manual mode;
         # count them here so trainer.global_step (and checkpointing keyed on it) stays right.
-        self._step_progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        self._step_progress = step_progress(self.trainer)  # a private Lightning counter: see dltoolkit._hooks
 
     def on_train_epoch_start(self) -> None:
         self._epoch.reset(self.device)

@@ -32,9 +32,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
-from pytorch_lightning.overrides.distributed import prepare_for_backward
 from torch.nn.parallel import DistributedDataParallel
 
+from dltoolkit._hooks import prepare_for_backward
+from dltoolkit._quiet import quiet_ray
 from dltoolkit.api import Run, _write_outputs, check, resolve_spec, test_metrics
 from dltoolkit.bundle import Predictor, graph_for
 from dltoolkit.data import Preprocessor, make_augment
@@ -145,6 +146,7 @@ def _ray_session(address: str | None) -> Iterator[None]:
         _check_same_cluster(address)
         yield
         return
+    quiet_ray()
     start_ray(address)
     try:
         yield
@@ -218,7 +220,7 @@ class _SyncedTaskModule(TaskModule):
     def _optimizer_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
         wrapped = self.trainer.strategy.model
         if isinstance(wrapped, DistributedDataParallel):
-            prepare_for_backward(wrapped, None)
+            prepare_for_backward(wrapped)
         super()._optimizer_step(x, y, step)
 
 

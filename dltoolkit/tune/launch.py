@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from dltoolkit._extras import require
 from dltoolkit._files import check_out, claim_out
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.spec import Spec, atomic_write_text
@@ -73,6 +74,7 @@ def sweep(
         >>> s = sweep("digits-mlp", samples=4, background=True)  # doctest: +SKIP
         >>> s.subscribe(print); s.wait().best                    # doctest: +SKIP
     """
+    require("tune", "A sweep (dltoolkit.sweep, dltoolkit tune)")
     if resume is not None:
         return resume_sweep(resume, data=data, address=address, background=background, workers=workers)
     launched = time.perf_counter()
@@ -118,6 +120,7 @@ def resume_sweep(
     It runs in the background (a notebook cell returns at once): ``.wait()`` on the result, or
     ``background=False``, blocks until it ends.
     """
+    require("tune", "Resuming a sweep (dltoolkit tune --resume)")
     from ray import tune
 
     out = Path(out)

@@ -200,12 +200,14 @@ class Sweep:
     def _launch(self, address: str | None, background: bool, restore: bool) -> Sweep:
         import ray
 
+        from dltoolkit._quiet import quiet_ray
         from dltoolkit.tune import _ray
         from dltoolkit.tune._phase import phase
         from dltoolkit.tune.launch import build_tuner
 
         if not ray.is_initialized():
             phase(f"connecting to Ray at {address}" if address else "starting Ray")
+        quiet_ray()
         self._owns_ray = _ray.start_ray(address)
         _ray.LIVE[str(self.experiment)] = self
         tuner = build_tuner(self, restore)
@@ -332,13 +334,15 @@ class Sweep:
         return importance_figure(self.trials(), list(self.plan.space), self.plan.metric, self._log_paths())
 
     def _repr_html_(self) -> str:
+        from dltoolkit._html import esc, table
+
         state = "done" if self.done else "running"
         best = self.best
         shown = (
             f"best {self.plan.metric} {best['score']:.4f} ({best['config']})" if best else "no results yet"
         )
-        table = self.trials().to_html(index=False, float_format=lambda v: f"{v:.4g}")
-        return f"<b>Sweep</b> {self.spec.name!r} ({state}, {len(self._records)} trials): {shown}{table}"
+        trials = table(self.trials())
+        return f"<b>Sweep</b> {esc(repr(self.spec.name))} ({state}, {len(self._records)} trials): {esc(shown)}{trials}"
 
     def __repr__(self) -> str:
         return f"Sweep({self.spec.name!r}, out={str(self.out)!r}, done={self.done})"

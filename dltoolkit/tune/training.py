@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import pickle
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from dltoolkit.errors import TrainingError
+from dltoolkit._hooks import set_epoch
+from dltoolkit.errors import TrainingError, message
 from dltoolkit.spec import Spec
 
 Emit = Callable[[dict[str, float], int, bytes], None]
@@ -48,7 +50,24 @@ def train(trial: Spec, data: Any, state: bytes | None, emit: Emit) -> None:
 
 
 def load_state(blob: bytes | None) -> dict[str, Any] | None:
-    return None if blob is None else torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
+    """A trial state written by :func:`dump_state`, read with ``weights_only=True``.
+
+    The state is plain data (tensors, numbers, strings, lists, dicts), so unpickling never runs code
+    from a checkpoint; anything else in it is refused with a :class:`TrainingError`.
+    """
+    if blob is None:
+        return None
+    try:
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise TrainingError(
+            message(
+                "A trial checkpoint holds more than tensors and plain values, so it is not loaded",
+                str(e).splitlines()[0][:200],
+                "a state written by dltoolkit (weights, optimizer and schedule state, numbers)",
+                "Resume only sweep folders you trust; start the sweep again into a new folder.",
+            )
+        ) from e
 
 
 def dump_state(state: dict[str, Any]) -> bytes:
@@ -118,6 +137,4 @@ def restore(trainer: pl.Trainer, module: pl.LightningModule, state: dict[str, An
                 group["initial_lr"] *= ratio
         if schedules and hasattr(schedules[0].scheduler, "base_lrs"):
             schedules[0].scheduler.base_lrs = [lr * ratio for lr in schedules[0].scheduler.base_lrs]
-    progress = trainer.fit_loop.epoch_progress
-    for tracker in (progress.current, progress.total):
-        tracker.ready = tracker.started = tracker.processed = tracker.completed = state["epoch"]
+    set_epoch(trainer, state["epoch"])  # a private Lightning counter: see dltoolkit._hooks

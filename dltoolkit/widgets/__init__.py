@@ -7,14 +7,18 @@ Example:
     >>> s = studio("digits-mlp"); s            # doctest: +SKIP
 """
 
-from dltoolkit.widgets._state import SpecState
-from dltoolkit.widgets.data_panel import DataController, DataPanel
-from dltoolkit.widgets.evaluation import EvalController, EvalPanel
-from dltoolkit.widgets.graph_builder import GraphBuilder
-from dltoolkit.widgets.graph_panel import GraphPanel
-from dltoolkit.widgets.studio import SpecPanel, Studio, studio
-from dltoolkit.widgets.training import TrainController, TrainPanel
-from dltoolkit.widgets.tuning import TuneController, TunePanel
+from dltoolkit._extras import require
+
+require("notebook", "The notebook panels (dltoolkit.studio, %load_ext dltoolkit)")
+
+from dltoolkit.widgets._state import SpecState  # noqa: E402
+from dltoolkit.widgets.data_panel import DataController, DataPanel  # noqa: E402
+from dltoolkit.widgets.evaluation import EvalController, EvalPanel  # noqa: E402
+from dltoolkit.widgets.graph_builder import GraphBuilder  # noqa: E402
+from dltoolkit.widgets.graph_panel import GraphPanel  # noqa: E402
+from dltoolkit.widgets.studio import SpecPanel, Studio, studio  # noqa: E402
+from dltoolkit.widgets.training import TrainController, TrainPanel  # noqa: E402
+from dltoolkit.widgets.tuning import TuneController, TunePanel  # noqa: E402
 
 __all__ = [
     "DataController",

@@ -9,6 +9,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from dltoolkit import _html
 from dltoolkit.errors import DLToolkitError
 
 
@@ -23,11 +24,9 @@ def png(fig: Any) -> bytes:
 
 
 def table_html(frame: Any, cls: str = "dlt-table", index: bool = False, na_rep: str = "") -> str:
-    """A DataFrame as a compact HTML table carrying a CSS class the browser tests find (cells escaped;
-    ``na_rep`` stands for missing values)."""
-    return frame.to_html(
-        index=index, classes=cls, border=0, na_rep=na_rep, float_format=lambda v: f"{v:.4g}", escape=True
-    )
+    """A DataFrame as a compact HTML table carrying a CSS class the browser tests find (all text
+    escaped; ``na_rep`` stands for missing values)."""
+    return _html.table(frame, cls, index, na_rep)
 
 
 def explain(error: BaseException) -> str:

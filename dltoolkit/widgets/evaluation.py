@@ -23,6 +23,7 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
+from dltoolkit._html import esc
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.widgets._common import MessageBox, image, labelled, table_html, wrap
 from dltoolkit.widgets._prepared import prepared
@@ -314,5 +315,5 @@ class EvalPanel(w.VBox):
             picture.add_class(f"dlt-plot-{key}")
             picture.layout.max_width = "100%"  # fits its run's column
             picture.show(fig)
-            items += [w.HTML(f"<i>{key.replace('_', ' ')}</i>"), picture]
+            items += [w.HTML(f"<i>{esc(key.replace('_', ' '))}</i>"), picture]
         return labelled(w.VBox(items, layout=w.Layout(max_width="460px")), "dlt-eval-run")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import traceback
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from dltoolkit.bundle import load
@@ -183,3 +185,32 @@ def test_predict_and_serve_accept_the_same_inputs_and_report_unseen_categories(m
     assert refused.json()["field"] == "records[0].b"
     clean = mixed_client.post("/predict", json={"records": [GOOD]}).json()
     assert clean["warnings"] == []
+
+
+def test_a_500_answer_hides_the_exception_and_logs_it_with_an_id(wine, to_records, caplog):
+    from dltoolkit.bundle import Predictor
+
+    # a real model of the wrong width: torch raises inside the forward pass
+    broken = Predictor(wine.spec, wine.preprocessor, wine.target, torch.nn.Linear(5, 3))
+    client = TestClient(create_app(broken))
+    X = prepare(wine.spec).raw_test.head(2)
+    with caplog.at_level("ERROR", logger="dltoolkit.serve"):
+        reply = client.post("/predict", json={"records": to_records(X)})
+    assert reply.status_code == 500
+    body = reply.json()
+    assert "mat1" not in body["detail"] and "RuntimeError" not in body["detail"]
+    assert body["id"] in body["detail"] and body["field"] is None
+    logged = [r for r in caplog.records if body["id"] in r.getMessage()]
+    assert logged and "mat1" in "".join(traceback.format_exception(*logged[0].exc_info))
+
+
+def test_metadata_names_a_data_file_without_its_folder(wine):
+    from dltoolkit.bundle import Predictor
+
+    spec = wine.spec.with_values({"data.source": "/home/ana/private/wine.csv"})
+    model = Predictor(spec, wine.preprocessor, wine.target, wine.model, wine.metrics)
+    meta = TestClient(create_app(model)).get("/metadata").json()
+    assert meta["spec"]["data"]["source"] == "wine.csv"
+    assert "/home/ana" not in json.dumps(meta)
+    ensemble = TestClient(create_app(Ensemble([model, model]))).get("/metadata").json()
+    assert "/home/ana" not in json.dumps(ensemble)
