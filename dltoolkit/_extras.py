@@ -3,14 +3,14 @@
 The core install (``pip install dltoolkit``) trains, evaluates, predicts and exports to TorchScript.
 Sweeps, notebook panels, the HTTP server and ONNX export each need an extra:
 
-========== ====================================== ===============================================
-extra      packages                               needed by
-========== ====================================== ===============================================
-tune       ray[tune], optuna                      ``dltoolkit tune``, ``dltoolkit.sweep``, ``run --address``
-notebook   ipywidgets, anywidget, ipython, jupyterlab       ``dltoolkit.studio``, the panels, ``%load_ext dltoolkit``
-serve      fastapi, uvicorn                       ``dltoolkit serve``, ``create_app``
-export     onnx, onnxruntime, onnxscript          ``dltoolkit export --format onnx``
-========== ====================================== ===============================================
+======== ========================================== ==========================================================
+extra    packages                                   needed by
+======== ========================================== ==========================================================
+tune     ray[tune], optuna                          ``dltoolkit tune``, ``dltoolkit.sweep``, ``run --address``
+notebook ipywidgets, anywidget, ipython, jupyterlab ``dltoolkit.studio``, the panels, ``%load_ext dltoolkit``
+serve    fastapi, uvicorn                           ``dltoolkit serve``, ``create_app``
+export   onnx, onnxruntime, onnxscript              ``dltoolkit export --format onnx``
+======== ========================================== ==========================================================
 
 ``pip install 'dltoolkit[all]'`` installs every extra.
 
