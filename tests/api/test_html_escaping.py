@@ -83,6 +83,14 @@ def test_evaluation_panel_escapes_the_run_name(xss_run):
     result, frame = xss_run
     panel = EvalPanel()
     panel.add(result, frame)  # shown under the run folder's name
-    texts = [c.value for col in panel.columns.children for c in col.children if isinstance(c.value, str)]
-    joined = " ".join(texts) + panel.metrics.value
+    import ipywidgets as w
+
+    def html_in(widget) -> list[str]:  # every HTML the column renders, however deep
+        if isinstance(widget, w.HTML):
+            return [widget.value]
+        return [t for child in getattr(widget, "children", ()) for t in html_in(child)]
+
+    joined = " ".join(t for col in panel.columns.children for t in html_in(col)) + panel.metrics.value
     assert "<img" not in joined and "&lt;img src=x onerror=alert(1)&gt;" in joined
+    name_field = panel.columns.children[0].children[0].children[0]  # editable: plain text, never HTML
+    assert isinstance(name_field, w.Text) and name_field.value == result.out.name
