@@ -199,6 +199,10 @@ class SearchSpec(_Section):
     retries: int = Field(0, ge=0)  # times a failed trial is restarted from its last checkpoint
     reuse_actors: bool = True  # run later trials in finished trials' workers (saves seconds per trial)
     seed: int | None = 0  # seed of the searcher (None: a fresh one each sweep)
+    # where trials run: local (Optuna, threads in this process), ray (Ray Tune), or auto: local
+    # unless an address is given or an option needs Ray (pbt, gpus_per_trial, more concurrent
+    # trials than cores); see dltoolkit.tune.engines.choose_engine
+    engine: Literal["auto", "local", "ray"] = "auto"
 
 
 # --------------------------------------------------------------------------- the spec
@@ -371,12 +375,12 @@ def _candidates(annotation: Any) -> list[Any]:
     return out
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temp file beside ``path``, then rename it into place."""
+def atomic_write_text(path: Path, text: str | bytes) -> None:
+    """Write text (or bytes) to a temp file beside ``path``, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

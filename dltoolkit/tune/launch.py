@@ -1,4 +1,5 @@
-"""Starting, resuming and finishing a sweep: ``sweep()``, ``resume()``, the Ray Tuner, the outputs.
+"""Starting, resuming and finishing a sweep: ``sweep()``, ``resume()``, the engine choice, the Ray
+Tuner, the outputs.
 
 Example:
     >>> s = sweep("digits-mlp", samples=8, scheduler="asha", out="runs/s")  # doctest: +SKIP
@@ -7,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -16,9 +18,11 @@ from typing import Any
 
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.spec import Spec, atomic_write_text
-from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS, Plan
+from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS, Plan, choose_engine
 from dltoolkit.tune.results import TrialRecord, ranked
 from dltoolkit.tune.sweep import EXPERIMENT, Sweep, plan_for
+
+log = logging.getLogger("dltoolkit.tune")
 
 
 def sweep(
@@ -36,12 +40,16 @@ def sweep(
     resume: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
     workers: bool | None = None,
+    engine: str | None = None,
 ) -> Sweep:
-    """Run a hyperparameter sweep of ``spec`` over its ``search.space`` on Ray Tune.
+    """Run a hyperparameter sweep of ``spec`` over its ``search.space``, locally or on Ray Tune.
 
-    Everything is checked before Ray starts (the spec, the data, every configuration of the
-    space); the arguments given here replace the spec's ``search`` settings and are recorded in
-    ``out/spec.yaml``.
+    Everything is checked before any trial starts (the spec, the data, every configuration of
+    the space); the arguments given here replace the spec's ``search`` settings and are recorded
+    in ``out/spec.yaml``. ``search.engine`` (default ``auto``) picks the engine: the local one
+    (Optuna, trials in threads of this process) unless an address is given or an option needs Ray
+    (PBT, GPUs per trial, more trials at once than cores); the choice and why are logged and kept
+    in ``engine`` and ``engine_reason`` of the returned Sweep.
 
     Args:
         spec: a Spec, a dict, a spec file or a recipe name (``"digits-mlp"``).
@@ -55,9 +63,10 @@ def sweep(
         resources: per trial, e.g. ``{"cpu": 1, "gpu": 0.5}``.
         resume: an earlier sweep's ``out`` folder to continue instead (see :func:`resume`).
         overrides: dotted-path values applied to the spec first.
-        workers: train on warm trial workers that stay in this Ray session for the next sweep
-            (:mod:`dltoolkit.tune.workers`); default: on a local Ray if it has the memory for
-            them (or as ``DLTOOLKIT_WARM_WORKERS`` says), off with ``address``.
+        workers: (Ray engine) train on warm trial workers that stay in this Ray session for the
+            next sweep (:mod:`dltoolkit.tune.workers`); default: on a local Ray if it has the
+            memory for them (or as ``DLTOOLKIT_WARM_WORKERS`` says), off with ``address``.
+        engine: overrides ``search.engine``: auto, local or ray.
 
     Example:
         >>> s = sweep("digits-mlp", samples=4, background=True)  # doctest: +SKIP
@@ -70,6 +79,7 @@ def sweep(
 
     spec = resolve_spec(spec, overrides)
     given = {"samples": samples, "search": search, "scheduler": scheduler, "max_concurrent": max_concurrent}
+    given["engine"] = engine
     changes = {f"search.{k}": v for k, v in given.items() if v is not None}
     for key, field in (("cpu", "cpus_per_trial"), ("gpu", "gpus_per_trial")):
         if resources and key in resources:
@@ -80,7 +90,7 @@ def sweep(
     out = (
         Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
+    runner = _checked(spec, data, out, launched, workers, address)
     spec.save(out / "spec.yaml")
     return runner._launch(address, background, restore=False)
 
@@ -94,21 +104,28 @@ def resume_sweep(
     workers: bool | None = None,
 ) -> Sweep:
     """Continue the sweep in ``out`` whose driver stopped: unfinished trials go on from their last
-    checkpoint; finished (and errored) trials are kept, not run again."""
-    from ray import tune
+    checkpoint; finished (and errored) trials are kept, not run again. The engine is the one that
+    ran it (its state in ``out``: ``study.log`` local, ``tune/`` Ray)."""
+    from dltoolkit.tune.local import STUDY_FILE
 
     out = Path(out)
+    if (out / "spec.yaml").is_file() and (out / STUDY_FILE).is_file():
+        spec = Spec.load(out / "spec.yaml").with_values({"search.engine": "local"})
+        runner = _checked(spec, data, out, time.perf_counter(), workers, address)
+        return runner._launch(address, background, restore=True)
+    from ray import tune
+
     if not (out / "spec.yaml").is_file() or not tune.Tuner.can_restore(str((out / EXPERIMENT).resolve())):
         raise DLToolkitError(
             message(
                 "Nothing to resume here",
                 str(out),
-                f"a sweep folder with spec.yaml and {EXPERIMENT}/ (Ray's experiment state)",
+                f"a sweep folder with spec.yaml and {STUDY_FILE} (local engine) or {EXPERIMENT}/ (Ray's)",
                 "Start the sweep again: it had not started any trial.",
             )
         )
-    choice = _workers_choice(workers, address)
-    runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter(), choice)
+    spec = Spec.load(out / "spec.yaml").with_values({"search.engine": "ray"})
+    runner = _checked(spec, data, out, time.perf_counter(), workers, address)
     return runner._launch(address, background, restore=True)
 
 
@@ -117,21 +134,34 @@ def _workers_choice(workers: bool | None, address: str | None) -> bool | None:
     return workers if workers is not None else (None if address is None else False)
 
 
-def _checked(spec: Spec, data: Any, out: Path, launched: float, workers: bool | None = False) -> Sweep:
-    """Plan, data and pre-flight: every error surfaces here, before Ray starts.
+def _checked(
+    spec: Spec, data: Any, out: Path, launched: float, workers: bool | None, address: str | None
+) -> Sweep:
+    """Plan, engine, data and pre-flight: every error surfaces here, before any trial starts.
 
-    Where Ray already runs (a notebook's session) and the sweep uses warm workers, missing
+    Where Ray already runs (a notebook's session) and a Ray sweep uses warm workers, missing
     workers start as soon as the plan is known, importing torch while the driver checks.
     """
     from dltoolkit.api import check
     from dltoolkit.tune.preflight import preflight
 
     plan = plan_for(spec)
-    ray = sys.modules.get("ray")  # never imported here just to ask
-    if workers is not False and ray is not None and ray.is_initialized():
-        trial_workers(plan, workers)
-    runner = Sweep(spec, plan, None, out, launched)
-    runner.use_workers = workers
+    choice = choose_engine(plan, spec.search.engine, address, workers)
+    log.info("dltoolkit sweep %s", choice)
+    if choice.name == "local":
+        from dltoolkit.tune.local import LocalSweep
+
+        runner: Sweep = LocalSweep(spec, plan, None, out, launched)
+    else:
+        from dltoolkit.tune.ray_sweep import RaySweep
+
+        workers = _workers_choice(workers, address)
+        ray = sys.modules.get("ray")  # never imported here just to ask
+        if workers is not False and ray is not None and ray.is_initialized():
+            trial_workers(plan, workers)
+        runner = RaySweep(spec, plan, None, out, launched)
+        runner.use_workers = workers
+    runner.engine_reason = choice.reason
     checked = check(runner.trial_spec, data)
     runner.data = checked.data
     runner.preflight = preflight(runner.trial_spec, checked.data, plan.space, seed=plan.seed or 0)
@@ -139,7 +169,7 @@ def _checked(spec: Spec, data: Any, out: Path, launched: float, workers: bool | 
     return runner
 
 
-def build_tuner(runner: Sweep, restore: bool) -> Any:
+def build_tuner(runner: Any, restore: bool) -> Any:
     """The Ray Tuner of a sweep (or the restored one): data once by reference, actors reused."""
     import ray
     from ray import tune
@@ -203,7 +233,7 @@ def trial_workers(plan: Plan, use: bool | None) -> list[Any]:
     return warm_workers(max(1, min(count, plan.samples)))
 
 
-def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]:
+def load_records(runner: Any) -> tuple[dict[str, TrialRecord], dict[str, Any]]:
     """Every trial of the experiment folder (earlier runs of a resumed sweep too) and its checkpoint."""
     from ray.tune import ExperimentAnalysis
 
@@ -234,19 +264,19 @@ def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]
     return records, checkpoints
 
 
-def top_predictors(runner: Sweep, checkpoints: dict[str, Any], k: int) -> list[tuple[Any, dict, Any]]:
+def top_predictors(runner: Sweep, k: int) -> list[tuple[Any, dict, Any]]:
     """The k best trials (by their best reported metric) as (record, best-state, Predictor) triples.
 
     Each predictor carries the trial's best weights (not its last) and its test metrics. Trials
-    without a checkpoint (errored before their first epoch) are passed over.
+    without a saved state (errored before their first epoch) are passed over. Engine-blind: the
+    states come from ``runner.trial_state``.
     """
     from dltoolkit.api import test_metrics
     from dltoolkit.bundle import Predictor, graph_for
-    from dltoolkit.tune.trainable import read_state
 
     plan, out = runner.plan, []
     for rec in ranked(runner.records(), plan.metric, plan.mode):
-        state = read_state(checkpoints.get(rec.trial_id))
+        state = runner.trial_state(rec.trial_id)
         if state is None or state.get("best") is None:
             continue
         d, spec = runner.data, runner.trial_spec.with_values(rec.config)
@@ -260,11 +290,11 @@ def top_predictors(runner: Sweep, checkpoints: dict[str, Any], k: int) -> list[t
     return out
 
 
-def save_best(runner: Sweep, checkpoints: dict[str, Any]) -> Path | None:
+def save_best(runner: Sweep) -> Path | None:
     """The best trial's best weights as a model bundle in ``out/best`` with its test metrics."""
     from dltoolkit.bundle import save_bundle
 
-    for rec, best, predictor in top_predictors(runner, checkpoints, 1):
+    for rec, best, predictor in top_predictors(runner, 1):
         info = {"trial_id": rec.trial_id, "config": rec.config, "monitor": runner.plan.metric}
         info |= {"best_score": best["score"], "best_epoch": best["epoch"]}
         return save_bundle(runner.out / "best", predictor, info)
