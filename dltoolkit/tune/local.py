@@ -33,6 +33,10 @@ Design, and the guarantees it gives:
   same configuration, the optimizer and schedule restored), then runs the trials not yet begun.
   A driver killed mid-sweep resumes the same way.
 - ``retries`` restarts a failed trial from its last saved epoch, like Ray's ``max_failures``.
+- **Reproducibility.** Trials one at a time (``max_concurrent: 1``) give exactly the numbers a Ray
+  trial gives for the same configuration (a test checks it). Trials side by side share torch's
+  process-wide random generator (weight initialisation, dropout), so their numbers vary slightly
+  from run to run; the configurations drawn do not (one seeded sampler, asked in order).
 
 Example:
     >>> s = sweep("digits-mlp", samples=8, engine="local")  # doctest: +SKIP
@@ -43,6 +47,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import threading
 import time
@@ -64,6 +69,18 @@ _EPOCH = "epoch_"  # user attribute prefix of an epoch's metrics
 
 class _Stopped(Exception):
     """Raised inside a trial's epoch callback once the sweep is asked to stop."""
+
+
+class _QuietTrials(logging.Filter):
+    """Drops Lightning's info lines ("GPU available", "`Trainer.fit` stopped") from trial threads:
+    on Ray they stay in the workers' logs; here they would land in whichever cell runs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not record.threadName.startswith(_THREAD)
+
+
+_THREAD = "dltoolkit-trial"
+_QUIET = _QuietTrials()
 
 
 class LocalSweep(Sweep):
@@ -93,10 +110,14 @@ class LocalSweep(Sweep):
         """Create the study (or load it to resume) in ``out/study.log``."""
         import optuna
         from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
+        from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
-        optuna.logging.disable_default_handler()  # no "Trial N finished" lines in the CLI or a notebook
-        storage = JournalStorage(JournalFileBackend(str(self.out / STUDY_FILE)))
+        logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_QUIET)  # once: a set
+        path = str(self.out / STUDY_FILE)
+        # a lock left by a killed driver is taken over after 5 s (a write holds it for microseconds)
+        storage = JournalStorage(
+            JournalFileBackend(path, lock_obj=JournalFileSymlinkLock(path, grace_period=5))
+        )
         plan = self.plan
         sampler_plan = plan
         if restore:
@@ -113,9 +134,14 @@ class LocalSweep(Sweep):
             self._study = optuna.load_study(study_name=STUDY, storage=storage, **kwargs)
         else:
             direction = "maximize" if plan.mode == "max" else "minimize"
-            self._study = optuna.create_study(
-                study_name=STUDY, storage=storage, direction=direction, **kwargs
-            )
+            verbosity = optuna.logging.get_verbosity()
+            optuna.logging.set_verbosity(logging.WARNING)  # no "A new study created" line
+            try:
+                self._study = optuna.create_study(
+                    study_name=STUDY, storage=storage, direction=direction, **kwargs
+                )
+            finally:
+                optuna.logging.set_verbosity(verbosity)
             self._study.set_user_attr("tag", uuid.uuid4().hex[:5])
         self._tag = self._study.user_attrs["tag"]
         trials = self._study.get_trials(deepcopy=False)
@@ -128,7 +154,7 @@ class LocalSweep(Sweep):
         self._runner = threading.get_ident()
         try:
             threads = [
-                threading.Thread(target=self._work, name=f"dltoolkit-trial-{i}", daemon=True)
+                threading.Thread(target=self._work, name=f"{_THREAD}-{i}", daemon=True)
                 for i in range(self.concurrency)
             ]
             for thread in threads:
