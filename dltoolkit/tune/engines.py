@@ -185,7 +185,11 @@ def _grid_sampler(plan: Plan) -> Any:
     """Every combination of the choice/grid domains (a continuous domain cannot be gridded here)."""
     import optuna
 
-    return optuna.samplers.GridSampler(plan.grid(), seed=plan.seed)
+    class Grid(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass  # Optuna's calls study.stop(), which only works inside optimize(); the engine counts
+
+    return Grid(plan.grid(), seed=plan.seed)
 
 
 @SAMPLERS.register("optuna")

@@ -170,7 +170,10 @@ class LocalSweep(Sweep):
     def _work(self) -> None:
         """One trial thread: take the next trial until none is left or the sweep stops."""
         while (job := self._next()) is not None:
-            self._trial(*job)
+            try:
+                self._trial(*job)
+            except Exception as e:  # noqa: BLE001 - a failure outside training (the storage): recorded
+                self._on_end(self._trial_id(job[0].number), "ERROR", f"{type(e).__name__}: {e}")
 
     def _next(self) -> tuple[Any, dict[str, Any], bytes | None] | None:
         """(Optuna trial, config, state to continue from) of the next trial; None when done."""
@@ -217,18 +220,26 @@ class LocalSweep(Sweep):
                     if attempt == self.plan.retries:
                         raise
                     state = self._saved(trial_id)  # Ray's max_failures: again from the last epoch
-            self._study.tell(trial, emit.best if emit.best is not None else math.nan)
-            self._on_end(trial_id, "TERMINATED", None)
         except _Stopped:
             self._on_end(trial_id, "STOPPED", None)  # left unfinished in the study: resume continues it
+            return
         except optuna.TrialPruned:
-            self._study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            self._on_end(trial_id, "TERMINATED", None)  # stopped early by the scheduler, as on Ray
+            self._tell(trial, trial_id, "TERMINATED", state=optuna.trial.TrialState.PRUNED)  # as on Ray
+            return
         except Exception as e:  # noqa: BLE001 - a failed trial is recorded; the sweep goes on
             error = f"{type(e).__name__}: {e}"
             trial.set_user_attr("error", error)
-            self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            self._on_end(trial_id, "ERROR", error)
+            self._tell(trial, trial_id, "ERROR", error, state=optuna.trial.TrialState.FAIL)
+            return
+        self._tell(trial, trial_id, "TERMINATED", values=emit.best if emit.best is not None else math.nan)
+
+    def _tell(self, trial: Any, trial_id: str, status: str, error: str | None = None, **told: Any) -> None:
+        """Finish the trial in the study and in the records; a failing ``tell`` is kept as its error."""
+        try:
+            self._study.tell(trial, **told)
+        except Exception as e:  # noqa: BLE001 - the trial thread must go on to the next trial
+            status, error = "ERROR", error or f"{type(e).__name__}: {e}"
+        self._on_end(trial_id, status, error)
 
     def _finish(self) -> None:
         """Rebuild the records from the study (resumed trials whole), then write the outputs."""

@@ -137,6 +137,13 @@ def test_a_trial_that_raises_or_goes_nan_is_recorded_and_the_sweep_goes_on(local
     assert result.best["config"] == {"train.optimizer.lr": 0.01, "train.accelerator": "cpu"}
 
 
+def test_local_grid_search_repeats_the_whole_grid_samples_times(local_spec, tmp_path):
+    result = sweep(local_spec(search="grid", samples=2, scheduler="hyperband"), out=tmp_path)
+    table = result.trials()
+    assert len(table) == 4 and set(table["status"]) == {"TERMINATED"}, table
+    assert sorted(table["graph.nodes.hidden.units"]) == [4, 4, 8, 8]
+
+
 def test_a_stopped_local_sweep_resumes_its_unfinished_trials_from_their_last_epoch(
     local_spec, tmp_path, monkeypatch
 ):
