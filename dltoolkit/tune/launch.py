@@ -90,7 +90,7 @@ def sweep(
     out = (
         Path(out) if out is not None else Path("runs") / f"{spec.name}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    runner = _checked(spec, data, out, launched, workers, address)
+    runner = _checked(spec, data, out, launched, workers, address, fresh=True)
     spec.save(out / "spec.yaml")
     return runner._launch(address, background, restore=False)
 
@@ -135,7 +135,13 @@ def _workers_choice(workers: bool | None, address: str | None) -> bool | None:
 
 
 def _checked(
-    spec: Spec, data: Any, out: Path, launched: float, workers: bool | None, address: str | None
+    spec: Spec,
+    data: Any,
+    out: Path,
+    launched: float,
+    workers: bool | None,
+    address: str | None,
+    fresh: bool = False,
 ) -> Sweep:
     """Plan, engine, data and pre-flight: every error surfaces here, before any trial starts.
 
@@ -149,8 +155,18 @@ def _checked(
     choice = choose_engine(plan, spec.search.engine, address, workers)
     log.info("dltoolkit sweep %s", choice)
     if choice.name == "local":
-        from dltoolkit.tune.local import LocalSweep
+        from dltoolkit.tune.local import STUDY_FILE, LocalSweep
 
+        if fresh and (out / STUDY_FILE).exists():
+            raise DLToolkitError(
+                message(
+                    "The output folder already holds a sweep",
+                    str(out),
+                    "a new folder for a new sweep",
+                    f"Continue that sweep with dltoolkit.tune.resume({str(out)!r}) (dltoolkit tune --resume "
+                    f"{out}), or pass another out.",
+                )
+            )
         runner: Sweep = LocalSweep(spec, plan, None, out, launched)
     else:
         from dltoolkit.tune.ray_sweep import RaySweep

@@ -12,7 +12,7 @@ import pytest
 import dltoolkit.bundle
 import dltoolkit.tune.training
 from dltoolkit.cli import main
-from dltoolkit.errors import SpecError
+from dltoolkit.errors import DLToolkitError, SpecError
 from dltoolkit.tune import resume, sweep
 from dltoolkit.tune.engines import PRUNERS, SAMPLERS, SCHEDULERS, SEARCHERS, choose_engine, cores
 from dltoolkit.tune.sweep import plan_for
@@ -65,6 +65,14 @@ def test_local_grid_search_needs_finite_domains_and_names_match_ray(make_spec, t
         sweep(spec, out=tmp_path)
     assert not (tmp_path / "study.log").exists()  # refused before any trial
     assert SAMPLERS.names() == SEARCHERS.names() and PRUNERS.names() == SCHEDULERS.names()
+
+
+def test_a_new_local_sweep_will_not_write_over_an_earlier_one(make_spec, tmp_path):
+    (tmp_path / "study.log").write_text("")  # an earlier sweep's study
+    (tmp_path / "spec.yaml").write_text("earlier")
+    with pytest.raises(DLToolkitError, match=r"already holds a sweep.*resume"):
+        sweep(make_spec(engine="local"), out=tmp_path)
+    assert (tmp_path / "spec.yaml").read_text() == "earlier"
 
 
 @pytest.fixture
