@@ -169,6 +169,7 @@ class LocalSweep(Sweep):
 
     def _work(self) -> None:
         """One trial thread: take the next trial until none is left or the sweep stops."""
+        self._workers.add(threading.get_ident())
         while (job := self._next()) is not None:
             try:
                 self._trial(*job)

@@ -54,7 +54,7 @@ class RaySweep(Sweep):
         self.stop_requested.set()
         if self.interrupt is not None:
             self.interrupt.set()
-        if threading.get_ident() != self._runner:
+        if not self._in_engine():
             self._done.wait(timeout)
         self._shutdown_ray()
         return self

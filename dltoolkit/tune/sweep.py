@@ -113,6 +113,7 @@ class Sweep:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._runner: int | None = None  # ident of the thread running the engine
+        self._workers: set[int] = set()  # idents of the engine's other threads (local trials)
         self._error: BaseException | None = None
         self.best_bundle: Path | None = None
 
@@ -184,12 +185,18 @@ class Sweep:
         """Stop the sweep: running trials end unfinished (status ``STOPPED``), finished results are
         kept and the outputs are written from what exists; ``resume(out)`` continues later.
 
-        Safe from any thread (a notebook cell, a panel's button, a signal handler's thread).
+        Safe from any thread (a notebook cell, a panel's button, a signal handler's thread, a
+        subscriber's callback: from the sweep's own threads it returns without waiting).
         """
         self.stop_requested.set()
-        if threading.get_ident() != self._runner:
+        if not self._in_engine():
             self._done.wait(timeout)
         return self
+
+    def _in_engine(self) -> bool:
+        """Whether this thread is one of the engine's (waiting there for the end would never end)."""
+        me = threading.get_ident()
+        return me == self._runner or me in self._workers
 
     def _launch(self, address: str | None, background: bool, restore: bool) -> Sweep:
         """Start the trials (in a thread with ``background``); the engine's own."""

@@ -190,6 +190,16 @@ def test_a_stopped_local_sweep_resumes_its_unfinished_trials_from_their_last_epo
     assert resumed.best_bundle is not None and (resumed.best_bundle / "weights.pt").is_file()
 
 
+def test_a_subscriber_can_stop_the_sweep_from_its_callback(local_spec, tmp_path):
+    # the callback runs in a trial's thread: stop() there must not wait for the sweep's end
+    s = sweep(local_spec(train={"epochs": 40}, max_concurrent=1), out=tmp_path, background=True)
+    returned = []
+    s.subscribe(lambda row: row["epoch"] == 2 and returned.append(s.stop(timeout=600).done))
+    assert s.wait(600).done and s.stopped
+    assert returned == [False]  # stop() returned at once, inside the sweep
+    assert list(s.trials()["status"]) == ["STOPPED"] and s.trials()["epochs"].iloc[0] == 2
+
+
 def test_cli_tune_runs_locally_through_auto_and_says_so(make_spec, tmp_path, capsys):
     spec_path = make_spec(engine="auto").save(tmp_path / "tiny.yaml")
     out = tmp_path / "sweep"
