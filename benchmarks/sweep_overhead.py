@@ -1,9 +1,20 @@
-"""Sweep overhead: dltoolkit's sweep against a hand-written Ray Tune + Lightning sweep of the same trials.
+"""Sweep overhead: dltoolkit's two sweep engines against the scripts a user would write instead.
 
 The trials: 8 of the digits MLP, lr loguniform 1e-4..1e-1, hidden width in {32, 64, 128, 256},
 ASHA with at most 10 epochs and grace 2, 2 trials at a time (the ``digits-mlp`` recipe's search
-section). The hand-written side is a plain ``tune.Tuner`` around a ``pl.Trainer`` fed by a
-``DataLoader``, with Ray's default settings. Measured in the same run:
+section). Measured in the same run:
+
+0. the local engine (``search.engine: local``, what ``auto`` picks here) against Optuna
+   in-process over a plain PyTorch loop (``study.optimize(objective, n_trials=8, n_jobs=2)``,
+   the same random sampler seeded 0, ``SuccessiveHalvingPruner``, the same split and scaling):
+   each in a fresh process, 3 times interleaved (medians); the sweep alone (dltoolkit imported,
+   and torch, scikit-learn and Optuna, which the Optuna script imports before its clock starts;
+   target <= 1.5x), then
+   ``dltoolkit tune digits-mlp --samples 8 --scheduler asha`` against the whole Optuna script as
+   processes (target <= 2x), and the best validation accuracy of each (target: within 0.5 points).
+
+The Ray engine (``search.engine: ray``) against a hand-written Ray Tune + Lightning sweep: a plain
+``tune.Tuner`` around a ``pl.Trainer`` fed by a ``DataLoader``, with Ray's default settings:
 
 1. the sweep itself with Ray already running (as in a notebook, where Ray starts once per kernel):
    ``dltoolkit.tune.sweep`` against the hand-written ``Tuner.fit()`` (target <= 0.25x). dltoolkit
@@ -17,7 +28,7 @@ section). The hand-written side is a plain ``tune.Tuner`` around a ``pl.Trainer`
 It also prints the best validation accuracy of each side and the time from launch to the first
 reported result.
 
-    python benchmarks/sweep_overhead.py [--skip-processes]
+    python benchmarks/sweep_overhead.py [--skip-processes] [--skip-ray] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -118,10 +129,146 @@ def ours(out: str) -> dict:
     from dltoolkit.tune import sweep
 
     start = time.perf_counter()
-    result = sweep("digits-mlp", samples=8, scheduler="asha", out=out)
+    result = sweep("digits-mlp", samples=8, scheduler="asha", out=out, engine="ray")
     seconds = time.perf_counter() - start
     best = result.trials()["best_val_acc"].max()
     return {"seconds": seconds, "best_val_acc": float(best), "first_result_s": result.first_result_s}
+
+
+def optuna_script() -> dict:
+    """The baseline of the local engine: Optuna in-process over a plain PyTorch loop."""
+    import numpy as np
+    import optuna
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+    from torch import nn
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)
+    X, y = load_digits(return_X_y=True)
+    rest, _ = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0, stratify=y)
+    train, val = train_test_split(rest, test_size=0.15, random_state=0, stratify=y[rest])
+    scaler = StandardScaler().fit(X[train])
+    xt, xv = (torch.tensor(scaler.transform(X[rows]), dtype=torch.float32) for rows in (train, val))
+    yt, yv = torch.tensor(y[train]), torch.tensor(y[val])
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        units = trial.suggest_categorical("units", [32, 64, 128, 256])
+        model = nn.Sequential(nn.Linear(64, units), nn.ReLU(), nn.Dropout(0.1), nn.Linear(units, 10))
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10)
+        best = 0.0
+        for epoch in range(1, 11):
+            model.train()
+            for rows in torch.randperm(len(xt)).split(32):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(xt[rows]), yt[rows]).backward()
+                opt.step()
+            schedule.step()
+            model.eval()
+            with torch.no_grad():
+                acc = (model(xv).argmax(1) == yv).float().mean().item()
+            best = max(best, acc)
+            trial.report(acc, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return best
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=2, reduction_factor=4),
+    )
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=8, n_jobs=2)
+    seconds = time.perf_counter() - start
+    best = max(max(t.intermediate_values.values(), default=0.0) for t in study.trials)
+    return {"seconds": seconds, "best_val_acc": float(best)}
+
+
+def local_sweep(out: str) -> dict:
+    """The local engine's sweep in this (fresh) process, dltoolkit imported first, and the libraries
+    the Optuna script imports before its clock starts (torch, scikit-learn, Optuna)."""
+    import optuna  # noqa: F401
+    import sklearn.datasets  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import sklearn.preprocessing  # noqa: F401
+    import torch  # noqa: F401
+
+    from dltoolkit.tune import sweep
+
+    start = time.perf_counter()
+    result = sweep("digits-mlp", samples=8, scheduler="asha", out=out, engine="local")
+    seconds = time.perf_counter() - start
+    best = result.trials()["best_val_acc"].max()
+    start = time.perf_counter()  # again in the same process: Lightning (and torch._dynamo) imported
+    sweep("digits-mlp", samples=8, scheduler="asha", out=f"{out}-again", engine="local")
+    again = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "best_val_acc": float(best),
+        "first_result_s": result.first_result_s,
+        "again_s": again,
+    }
+
+
+def fresh(mode: list[str]) -> tuple[dict, float]:
+    """Run this script in ``mode`` as a new process: (its JSON result, the whole process's seconds)."""
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, __file__, *mode], check=True, capture_output=True, text=True)
+    return json.loads(run.stdout.strip().splitlines()[-1]), time.perf_counter() - start
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def local_figures(tmp: str, processes: bool, repeats: int) -> None:
+    """Section 0: the local engine against the Optuna script, ``repeats`` times interleaved (medians:
+    on a shared machine one pair of runs says little)."""
+    runs: dict[str, list] = {"opt": [], "opt_process": [], "mine": [], "cli": []}
+    for i in range(repeats):
+        opt, opt_process = fresh(["--optuna"])
+        runs["opt"].append(opt)
+        runs["opt_process"].append(opt_process)
+        runs["mine"].append(fresh(["--local", os.path.join(tmp, f"local-{i}")])[0])
+        if processes:
+            runs["cli"].append(timed(_cli(os.path.join(tmp, f"cli-local-{i}"))))
+    opt_s = _median([r["seconds"] for r in runs["opt"]])
+    mine_s = _median([r["seconds"] for r in runs["mine"]])
+    opt_acc = max(r["best_val_acc"] for r in runs["opt"])
+    mine_acc = max(r["best_val_acc"] for r in runs["mine"])
+    shown = ", ".join(f"{r['seconds']:.1f}" for r in runs["opt"])
+    print(
+        f"0. the local engine against Optuna in-process over plain PyTorch ({repeats} fresh processes each)"
+    )
+    print(f"   Optuna script, study.optimize():  median {opt_s:5.1f} s ({shown})  best val_acc {opt_acc:.4f}")
+    shown = ", ".join(f"{r['seconds']:.1f}" for r in runs["mine"])
+    first = _median([r["first_result_s"] for r in runs["mine"]])
+    print(
+        f"   dltoolkit sweep(), local engine:  median {mine_s:5.1f} s ({shown})  best val_acc {mine_acc:.4f}"
+        f"  first result after {first:.1f} s"
+    )
+    again = _median([r["again_s"] for r in runs["mine"]])
+    print(f"   the same sweep again in that process (Lightning imported): median {again:5.1f} s")
+    print(
+        f"   ratio local / Optuna sweep: {mine_s / opt_s:.2f}x (target <= 1.5x), {again / opt_s:.2f}x for a"
+        f" later sweep; accuracy difference {100 * (mine_acc - opt_acc):+.1f} points (target within 0.5)"
+    )
+    if not processes:
+        return
+    whole, cli = _median(runs["opt_process"]), _median(runs["cli"])
+    print(f"   whole Optuna script:            median {whole:5.1f} s")
+    print(f"   dltoolkit tune (auto -> local): median {cli:5.1f} s")
+    print(f"   ratio: {cli / whole:.2f}x (target <= 2x)")
+
+
+def _cli(out: str, *extra: str) -> list[str]:
+    args = ["tune", "digits-mlp", "--samples", "8", "--scheduler", "asha", "--quiet", "--out", out]
+    return [sys.executable, "-m", "dltoolkit.cli", *args, *extra]
 
 
 def in_process(tmp: str) -> tuple[dict, dict, dict]:
@@ -153,8 +300,15 @@ def timed(cmd: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--handwritten", metavar="DIR", help="(internal) run only the hand-written sweep")
-    parser.add_argument("--skip-processes", action="store_true", help="only the with-Ray-running comparison")
+    parser.add_argument("--optuna", action="store_true", help="(internal) run only the Optuna script")
+    parser.add_argument("--local", metavar="DIR", help="(internal) run only the local engine's sweep")
+    parser.add_argument("--skip-processes", action="store_true", help="no whole-process comparisons")
+    parser.add_argument("--skip-ray", action="store_true", help="only the local engine's figures")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side of section 0")
     args = parser.parse_args()
+    if args.optuna or args.local:
+        print(json.dumps(optuna_script() if args.optuna else local_sweep(args.local)))
+        return
     if args.handwritten:
         import ray
 
@@ -163,6 +317,9 @@ def main() -> None:
         ray.shutdown()
         return
     with tempfile.TemporaryDirectory() as tmp:
+        local_figures(tmp, not args.skip_processes, args.repeats)
+        if args.skip_ray:
+            return
         base, first, mine = in_process(tmp)
         print("1. the sweep with Ray already running")
         print(line("dltoolkit sweep(), first in the session:", first))
@@ -177,22 +334,7 @@ def main() -> None:
         if args.skip_processes:
             return
         hw = timed([sys.executable, __file__, "--handwritten", os.path.join(tmp, "hw2")])
-        cli = timed(
-            [
-                sys.executable,
-                "-m",
-                "dltoolkit.cli",
-                "tune",
-                "digits-mlp",
-                "--samples",
-                "8",
-                "--scheduler",
-                "asha",
-                "--quiet",
-                "--out",
-                os.path.join(tmp, "cli"),
-            ]
-        )
+        cli = timed(_cli(os.path.join(tmp, "cli"), "--engine", "ray"))
         print("2. whole processes (each starts and stops its own local Ray)")
         print(f"   hand-written script: {hw:6.1f} s")
         print(f"   dltoolkit tune:      {cli:6.1f} s")

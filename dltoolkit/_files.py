@@ -156,7 +156,7 @@ def check_out(out: str | os.PathLike, overwrite: bool = False, *, sweep: bool = 
         )
     if overwrite or is_empty_dir(out):
         return
-    if sweep and (out / "spec.yaml").is_file() and (out / "tune").is_dir():
+    if sweep and (out / "spec.yaml").is_file() and ((out / "tune").is_dir() or (out / "study.log").is_file()):
         fix = (
             f"It holds an earlier sweep: continue it with `dltoolkit tune --resume {out}` "
             f"(API: dltoolkit.tune.resume({str(out)!r})), choose another --out, or pass "

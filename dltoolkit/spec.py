@@ -230,6 +230,10 @@ class SearchSpec(_Section):
     retries: int = Field(0, ge=0)  # times a failed trial is restarted from its last checkpoint
     reuse_actors: bool = True  # run later trials in finished trials' workers (saves seconds per trial)
     seed: int | None = 0  # seed of the searcher (None: a fresh one each sweep)
+    # where trials run: local (Optuna, threads in this process), ray (Ray Tune), or auto: local
+    # unless an address is given or an option needs Ray (pbt, gpus_per_trial, more concurrent
+    # trials than cores); see dltoolkit.tune.engines.choose_engine
+    engine: Literal["auto", "local", "ray"] = "auto"
 
 
 # --------------------------------------------------------------------------- the spec

@@ -1,6 +1,7 @@
-"""Hyperparameter sweeps on Ray Tune: ``sweep(spec)`` and ``resume(folder)``.
+"""Hyperparameter sweeps: ``sweep(spec)`` and ``resume(folder)``, on the local engine (Optuna, trials in
+threads of this process) or on Ray Tune; ``search.engine: auto`` picks (see :mod:`dltoolkit.tune.engines`).
 
-Importing this package is light: Ray, torch and Lightning are imported when a sweep starts.
+Importing this package is light: Optuna, Ray, torch and Lightning are imported when a sweep starts.
 
 Example:
     >>> from dltoolkit.tune import sweep                         # doctest: +SKIP

@@ -1,6 +1,6 @@
 """``dltoolkit tune SPEC --samples N --scheduler asha --search optuna [--address ADDR] --out DIR``.
 
-Prints a live table (one line per reported epoch), then the trial table, and writes ``trials.csv``,
+Prints the engine it runs on and why (``search.engine``: auto, local or ray; ``--engine``), a live table (one line per reported epoch), then the trial table, and writes ``trials.csv``,
 ``best/`` (a model bundle), ``plots/`` and ``spec.yaml`` (with the search space) into ``--out``.
 ``--resume DIR`` continues a sweep whose driver died. A non-empty ``--out`` is refused (pointing to
 ``--resume`` when it holds a sweep) unless ``--overwrite``; without ``--out`` each sweep gets a new
@@ -18,13 +18,16 @@ _HEADER = f"{'trial':<14}{'epoch':>6}  {'metric':>10}  config"
 
 def add_parser(subparsers: Any) -> None:
     """Register the ``tune`` verb."""
-    p = subparsers.add_parser("tune", help="hyperparameter sweep on Ray Tune over the spec's search space")
+    p = subparsers.add_parser("tune", help="hyperparameter sweep over the spec's search space (local or Ray)")
     p.add_argument("spec", nargs="?", help="a spec file or recipe name (not needed with --resume)")
     p.add_argument("--samples", type=int, help="trials (grid search: repeats of the grid)")
     p.add_argument("--scheduler", help="fifo, asha, hyperband, median or pbt")
     p.add_argument("--search", help="random, grid or optuna")
     p.add_argument("--address", help="an existing Ray cluster, e.g. 127.0.0.1:6379 (default: local Ray)")
     p.add_argument("--max-concurrent", type=int, help="trials running at once")
+    p.add_argument(
+        "--engine", choices=["auto", "local", "ray"], help="where trials run (default: search.engine)"
+    )
     p.add_argument("--resume", metavar="DIR", help="continue the sweep in DIR (its --out folder)")
     p.add_argument("--out", help="output folder (default a new runs/<name>-sweep-<time>-<suffix>)")
     p.add_argument(
@@ -60,8 +63,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
             overrides=_overrides(args.set),
             background=True,
             overwrite=args.overwrite,
+            engine=args.engine,
         )
     print(runner.preflight)
+    print(f"engine: {runner.engine} ({runner.engine_reason})", flush=True)
     if live:
         live.metric = runner.plan.metric
         runner.subscribe(live)

@@ -1,4 +1,5 @@
-"""Starting, resuming and finishing a sweep: ``sweep()``, ``resume()``, the Ray Tuner, the outputs.
+"""Starting, resuming and finishing a sweep: ``sweep()``, ``resume()``, the engine choice, the Ray
+Tuner, the outputs.
 
 Example:
     >>> s = sweep("digits-mlp", samples=8, scheduler="asha", out="runs/s")  # doctest: +SKIP
@@ -8,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -20,9 +22,11 @@ from dltoolkit._files import check_out, claim_out
 from dltoolkit.errors import DLToolkitError, message
 from dltoolkit.spec import Spec, atomic_write_text
 from dltoolkit.tune._phase import phase
-from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS, Plan
+from dltoolkit.tune.engines import SCHEDULERS, SEARCHERS, Plan, choose_engine
 from dltoolkit.tune.results import TrialRecord, ranked
 from dltoolkit.tune.sweep import EXPERIMENT, Sweep, plan_for
+
+log = logging.getLogger("dltoolkit.tune")
 
 
 def sweep(
@@ -41,12 +45,16 @@ def sweep(
     overrides: dict[str, Any] | None = None,
     workers: bool | None = None,
     overwrite: bool = False,
+    engine: str | None = None,
 ) -> Sweep:
-    """Run a hyperparameter sweep of ``spec`` over its ``search.space`` on Ray Tune.
+    """Run a hyperparameter sweep of ``spec`` over its ``search.space``, locally or on Ray Tune.
 
-    Everything is checked before Ray starts (the spec, the data, every configuration of the
-    space); the arguments given here replace the spec's ``search`` settings and are recorded in
-    ``out/spec.yaml``.
+    Everything is checked before any trial starts (the spec, the data, every configuration of
+    the space); the arguments given here replace the spec's ``search`` settings and are recorded
+    in ``out/spec.yaml``. ``search.engine`` (default ``auto``) picks the engine: the local one
+    (Optuna, trials in threads of this process) unless an address is given or an option needs Ray
+    (PBT, GPUs per trial, more trials at once than cores); the choice and why are logged and kept
+    in ``engine`` and ``engine_reason`` of the returned Sweep.
 
     Args:
         spec: a Spec, a dict, a spec file or a recipe name (``"digits-mlp"``).
@@ -62,9 +70,10 @@ def sweep(
         resources: per trial, e.g. ``{"cpu": 1, "gpu": 0.5}``.
         resume: an earlier sweep's ``out`` folder to continue instead (see :func:`resume`).
         overrides: dotted-path values applied to the spec first.
-        workers: train on warm trial workers that stay in this Ray session for the next sweep
-            (:mod:`dltoolkit.tune.workers`); default: on a local Ray if it has the memory for
-            them (or as ``DLTOOLKIT_WARM_WORKERS`` says), off with ``address``.
+        workers: (Ray engine) train on warm trial workers that stay in this Ray session for the
+            next sweep (:mod:`dltoolkit.tune.workers`); default: on a local Ray if it has the
+            memory for them (or as ``DLTOOLKIT_WARM_WORKERS`` says), off with ``address``.
+        engine: overrides ``search.engine``: auto, local or ray.
         overwrite: replace the contents of a non-empty ``out``.
 
     Raises:
@@ -82,6 +91,7 @@ def sweep(
 
     spec = resolve_spec(spec, overrides)
     given = {"samples": samples, "search": search, "scheduler": scheduler, "max_concurrent": max_concurrent}
+    given["engine"] = engine
     changes = {f"search.{k}": v for k, v in given.items() if v is not None}
     for key, field in (("cpu", "cpus_per_trial"), ("gpu", "gpus_per_trial")):
         if resources and key in resources:
@@ -95,7 +105,7 @@ def sweep(
     out = Path(out) if out is not None else default_out(spec, "sweep")
     phase("checking the spec, the data and every configuration of the space")
     try:
-        runner = _checked(spec, data, out, launched, _workers_choice(workers, address))
+        runner = _checked(spec, data, out, launched, workers, address, fresh=True)
     except BaseException:
         if fresh:  # the new default folder, still empty: a refused sweep leaves nothing behind
             with contextlib.suppress(OSError):
@@ -115,27 +125,35 @@ def resume_sweep(
     workers: bool | None = None,
 ) -> Sweep:
     """Continue the sweep in ``out`` whose driver stopped: unfinished trials go on from their last
-    checkpoint; finished (and errored) trials are kept, not run again.
+    checkpoint; finished (and errored) trials are kept, not run again. The engine is the one that
+    ran it (its state in ``out``: ``study.log`` local, ``tune/`` Ray).
 
     It runs in the background (a notebook cell returns at once): ``.wait()`` on the result, or
     ``background=False``, blocks until it ends.
     """
     require("tune", "Resuming a sweep (dltoolkit tune --resume)")
-    from ray import tune
+    from dltoolkit.tune.local import STUDY_FILE
 
     out = Path(out)
+    if (out / "spec.yaml").is_file() and (out / STUDY_FILE).is_file():
+        phase("checking the spec and the data")
+        spec = Spec.load(out / "spec.yaml").with_values({"search.engine": "local"})
+        runner = _checked(spec, data, out, time.perf_counter(), workers, address)
+        return runner._launch(address, background, restore=True)
+    from ray import tune
+
     if not (out / "spec.yaml").is_file() or not tune.Tuner.can_restore(str((out / EXPERIMENT).resolve())):
         raise DLToolkitError(
             message(
                 "Nothing to resume here",
                 str(out),
-                f"a sweep folder with spec.yaml and {EXPERIMENT}/ (Ray's experiment state)",
+                f"a sweep folder with spec.yaml and {STUDY_FILE} (local engine) or {EXPERIMENT}/ (Ray's)",
                 "Start the sweep again: it had not started any trial.",
             )
         )
-    choice = _workers_choice(workers, address)
     phase("checking the spec and the data")
-    runner = _checked(Spec.load(out / "spec.yaml"), data, out, time.perf_counter(), choice)
+    spec = Spec.load(out / "spec.yaml").with_values({"search.engine": "ray"})
+    runner = _checked(spec, data, out, time.perf_counter(), workers, address)
     return runner._launch(address, background, restore=True)
 
 
@@ -144,21 +162,50 @@ def _workers_choice(workers: bool | None, address: str | None) -> bool | None:
     return workers if workers is not None else (None if address is None else False)
 
 
-def _checked(spec: Spec, data: Any, out: Path, launched: float, workers: bool | None = False) -> Sweep:
-    """Plan, data and pre-flight: every error surfaces here, before Ray starts.
+def _checked(
+    spec: Spec,
+    data: Any,
+    out: Path,
+    launched: float,
+    workers: bool | None,
+    address: str | None,
+    fresh: bool = False,
+) -> Sweep:
+    """Plan, engine, data and pre-flight: every error surfaces here, before any trial starts.
 
-    Where Ray already runs (a notebook's session) and the sweep uses warm workers, missing
+    Where Ray already runs (a notebook's session) and a Ray sweep uses warm workers, missing
     workers start as soon as the plan is known, importing torch while the driver checks.
     """
     from dltoolkit.api import check
     from dltoolkit.tune.preflight import preflight
 
     plan = plan_for(spec)
-    ray = sys.modules.get("ray")  # never imported here just to ask
-    if workers is not False and ray is not None and ray.is_initialized():
-        trial_workers(plan, workers)
-    runner = Sweep(spec, plan, None, out, launched)
-    runner.use_workers = workers
+    choice = choose_engine(plan, spec.search.engine, address, workers)
+    log.info("dltoolkit sweep %s", choice)
+    if choice.name == "local":
+        from dltoolkit.tune.local import STUDY_FILE, LocalSweep
+
+        if fresh and (out / STUDY_FILE).exists():
+            raise DLToolkitError(
+                message(
+                    "The output folder already holds a sweep",
+                    str(out),
+                    "a new folder for a new sweep",
+                    f"Continue that sweep with dltoolkit.tune.resume({str(out)!r}) (dltoolkit tune --resume "
+                    f"{out}), or pass another out.",
+                )
+            )
+        runner: Sweep = LocalSweep(spec, plan, None, out, launched)
+    else:
+        from dltoolkit.tune.ray_sweep import RaySweep
+
+        workers = _workers_choice(workers, address)
+        ray = sys.modules.get("ray")  # never imported here just to ask
+        if workers is not False and ray is not None and ray.is_initialized():
+            trial_workers(plan, workers)
+        runner = RaySweep(spec, plan, None, out, launched)
+        runner.use_workers = workers
+    runner.engine_reason = choice.reason
     checked = check(runner.trial_spec, data)
     runner.data = checked.data
     runner.preflight = preflight(runner.trial_spec, checked.data, plan.space, seed=plan.seed or 0)
@@ -166,7 +213,7 @@ def _checked(spec: Spec, data: Any, out: Path, launched: float, workers: bool | 
     return runner
 
 
-def build_tuner(runner: Sweep, restore: bool) -> Any:
+def build_tuner(runner: Any, restore: bool) -> Any:
     """The Ray Tuner of a sweep (or the restored one): data once by reference, actors reused."""
     import ray
     from ray import tune
@@ -232,7 +279,7 @@ def trial_workers(plan: Plan, use: bool | None) -> list[Any]:
     return warm_workers(max(1, min(count, plan.samples)))
 
 
-def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]:
+def load_records(runner: Any) -> tuple[dict[str, TrialRecord], dict[str, Any]]:
     """Every trial of the experiment folder (earlier runs of a resumed sweep too) and its checkpoint."""
     from ray.tune import ExperimentAnalysis
 
@@ -263,19 +310,19 @@ def load_records(runner: Sweep) -> tuple[dict[str, TrialRecord], dict[str, Any]]
     return records, checkpoints
 
 
-def top_predictors(runner: Sweep, checkpoints: dict[str, Any], k: int) -> list[tuple[Any, dict, Any]]:
+def top_predictors(runner: Sweep, k: int) -> list[tuple[Any, dict, Any]]:
     """The k best trials (by their best reported metric) as (record, best-state, Predictor) triples.
 
     Each predictor carries the trial's best weights (not its last) and its test metrics. Trials
-    without a checkpoint (errored before their first epoch) are passed over.
+    without a saved state (errored before their first epoch) are passed over. Engine-blind: the
+    states come from ``runner.trial_state``.
     """
     from dltoolkit.api import test_metrics
     from dltoolkit.bundle import Predictor, graph_for
-    from dltoolkit.tune.trainable import read_state
 
     plan, out = runner.plan, []
     for rec in ranked(runner.records(), plan.metric, plan.mode):
-        state = read_state(checkpoints.get(rec.trial_id))
+        state = runner.trial_state(rec.trial_id)
         if state is None or state.get("best") is None:
             continue
         d, spec = runner.data, runner.trial_spec.with_values(rec.config)
@@ -289,11 +336,11 @@ def top_predictors(runner: Sweep, checkpoints: dict[str, Any], k: int) -> list[t
     return out
 
 
-def save_best(runner: Sweep, checkpoints: dict[str, Any]) -> Path | None:
+def save_best(runner: Sweep) -> Path | None:
     """The best trial's best weights as a model bundle in ``out/best`` with its test metrics."""
     from dltoolkit.bundle import save_bundle
 
-    for rec, best, predictor in top_predictors(runner, checkpoints, 1):
+    for rec, best, predictor in top_predictors(runner, 1):
         info = {"trial_id": rec.trial_id, "config": rec.config, "monitor": runner.plan.metric}
         info |= {"best_score": best["score"], "best_epoch": best["epoch"]}
         return save_bundle(runner.out / "best", predictor, info)

@@ -64,6 +64,19 @@ class Domain:
             return tune.choice(list(self.args[0]))
         return getattr(tune, self.name)(*self.args)
 
+    def suggest(self, trial: Any, path: str) -> Any:
+        """This domain's value for ``path`` drawn by an Optuna trial (the local engine).
+
+        Ray's integer ranges exclude ``high``; Optuna's include it, hence ``high - 1``.
+        """
+        if self.discrete:
+            return trial.suggest_categorical(path, list(self.args[0]))
+        low, high = self.args[0], self.args[1]
+        if self.name in ("randint", "lograndint"):
+            return trial.suggest_int(path, low, high - 1, log=self.name == "lograndint")
+        step = self.args[2] if self.name == "quniform" else None
+        return trial.suggest_float(path, low, high, log=self.name == "loguniform", step=step)
+
 
 SAMPLERS: Registry = Registry("search domain")
 SAMPLERS.add("choice", lambda rng, options: rng.choice(list(options)))

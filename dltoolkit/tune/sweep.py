@@ -1,12 +1,17 @@
-"""The Sweep: a hyperparameter search on Ray Tune, live in the driver, results as plain data.
+"""The Sweep: a hyperparameter search, live in the driver, results as plain data, engine-blind.
 
 ``sweep(spec)`` checks everything (the spec, the data, every configuration of the space) before
-Ray starts, then runs the trials on a local Ray (or the cluster at ``address``). Each trial's
-per-epoch results stream to subscribers as they arrive; with ``background=True`` the sweep runs
-in a thread so a notebook stays responsive, and ``stop()`` ends it cleanly. When it ends, ``out``
-holds ``spec.yaml`` (with the search space), ``trials.csv``, ``best/`` (a model bundle
-``dltoolkit.bundle.load`` opens) and ``plots/``; ``out/tune`` is Ray's experiment folder, from
-which ``resume(out)`` continues a sweep whose driver died.
+any trial starts, then runs the trials on one of two engines (``search.engine``): the local
+engine (Optuna, trials in threads of this process, :mod:`dltoolkit.tune.local`) or Ray Tune (a
+local Ray or the cluster at ``address``, :mod:`dltoolkit.tune.ray_sweep`). Both feed the same
+records through the same events, so the trial table, best, top-k, the best bundle, ensembles,
+plots, ``subscribe``/``wait``/``stop`` and the panel do not know which engine ran.
+
+Each trial's per-epoch results stream to subscribers as they arrive; with ``background=True``
+the sweep runs in a thread so a notebook stays responsive, and ``stop()`` ends it cleanly. When it
+ends, ``out`` holds ``spec.yaml`` (with the search space), ``trials.csv``, ``best/`` (a model
+bundle ``dltoolkit.bundle.load`` opens) and ``plots/``, plus the engine's own state from which
+``resume(out)`` continues: ``study.log`` and ``trials/`` (local), ``tune/`` (Ray).
 
 Example:
     >>> s = sweep("digits-mlp", samples=4, scheduler="asha", out="runs/sweep")  # doctest: +SKIP
@@ -85,37 +90,37 @@ def plan_for(spec: Spec) -> Plan:
 class Sweep:
     """A running or finished sweep. Made by :func:`sweep` or :func:`resume`, not directly.
 
+    This base holds what both engines share (the live records, subscribers, results, plots,
+    top-k); an engine subclass runs the trials (``_launch``), stops them (``stop``) and reads a
+    trial's saved state (``trial_state``).
+
     Attributes:
         spec: the swept spec (its ``search`` section as run); ``out``: the output folder;
-        preflight: the pre-flight report; first_result_s: seconds from launch to the first result.
+        preflight: the pre-flight report; first_result_s: seconds from launch to the first result;
+        engine: ``"local"`` or ``"ray"``; engine_reason: why that engine (one line).
     """
+
+    engine = ""
 
     def __init__(self, spec: Spec, plan: Plan, data: Any, out: Path, launched: float) -> None:
         self.spec, self.plan, self.data, self.out = spec, plan, data, Path(out)
         self.trial_spec = spec.with_values({"train.epochs": plan.max_epochs, "task.monitor": plan.metric})
         self.preflight = None
         self.first_result_s: float | None = None
+        self.engine_reason = ""
         self.stop_requested = threading.Event()
-        self.interrupt: threading.Event | None = None  # Tune's own stop event of this run (see _ray)
         self._launched = launched
         self._records: dict[str, TrialRecord] = {}
         self._subscribers: list[Callable[[Row], None]] = []
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self._runner: int | None = None  # ident of the thread running Tuner.fit
-        self._owns_ray = False
+        self._runner: int | None = None  # ident of the thread running the engine
+        self._workers: set[int] = set()  # idents of the engine's other threads (local trials)
         self._error: BaseException | None = None
         self.best_bundle: Path | None = None
-        self._checkpoints: dict[str, Any] = {}  # trial id -> its last checkpoint, once finished
-        self.use_workers: bool | None = False  # warm trial workers (None: if there is the memory)
-        self._inputs: Any = None
 
-    @property
-    def experiment(self) -> Path:
-        return (self.out / EXPERIMENT).resolve()
-
-    # ------------------------------------------------------------------ live events (driver thread)
+    # ------------------------------------------------------------------ live events (from the engine)
     def _on_start(self, trial_id: str, config: dict[str, Any]) -> None:
         with self._lock:
             rec = self._records.setdefault(trial_id, TrialRecord(trial_id, config))
@@ -144,8 +149,9 @@ class Sweep:
     def subscribe(self, callback: Callable[[Row], None]) -> Callable[[], None]:
         """Call ``callback(row)`` for every epoch a trial reports; returns an unsubscribe function.
 
-        A row is ``{"trial_id", "config", "epoch", "metrics"}``. Callbacks run in the sweep's
-        thread: keep them short (a notebook panel should only update its model).
+        A row is ``{"trial_id", "config", "epoch", "metrics"}``. Callbacks run in the thread that
+        ran the epoch (a trial's thread locally, the sweep's thread on Ray): keep them short (a
+        notebook panel should only update its model).
         """
         with self._lock:
             self._subscribers.append(callback)
@@ -161,6 +167,11 @@ class Sweep:
     def done(self) -> bool:
         return self._done.is_set()
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the sweep was stopped (``stop()``, or Ctrl-C) before its end."""
+        return self.stop_requested.is_set()
+
     def wait(self, timeout: float | None = None) -> Sweep:
         """Block until the sweep ends (re-raising its error); Ctrl-C stops it cleanly."""
         try:
@@ -174,107 +185,35 @@ class Sweep:
         return self
 
     def stop(self, timeout: float = 120.0) -> Sweep:
-        """Stop the sweep as Ctrl-C stops Tune: running trials end and stay unfinished (status
-        ``STOPPED``), finished results are kept, the outputs are written from what exists, and the
-        Ray this sweep started shuts down. ``resume(out)`` later continues the stopped trials from
-        their last checkpoints and runs the trials not yet begun.
+        """Stop the sweep: running trials end unfinished (status ``STOPPED``), finished results are
+        kept and the outputs are written from what exists; ``resume(out)`` continues later.
 
-        Safe from any thread (a notebook cell, a panel's button, a signal handler's thread).
+        Safe from any thread (a notebook cell, a panel's button, a signal handler's thread, a
+        subscriber's callback: from the sweep's own threads it returns without waiting).
         """
         self.stop_requested.set()
-        if self.interrupt is not None:
-            self.interrupt.set()
-        if threading.get_ident() != self._runner:
+        if not self._in_engine():
             self._done.wait(timeout)
-        self._shutdown_ray()
         return self
 
-    def _shutdown_ray(self) -> None:
-        if self._owns_ray:
-            import ray
+    def _in_engine(self) -> bool:
+        """Whether this thread is one of the engine's (waiting there for the end would never end)."""
+        me = threading.get_ident()
+        return me == self._runner or me in self._workers
 
-            ray.shutdown()
-            self._owns_ray = False
-
-    # ------------------------------------------------------------------ running
     def _launch(self, address: str | None, background: bool, restore: bool) -> Sweep:
-        import ray
+        """Start the trials (in a thread with ``background``); the engine's own."""
+        raise NotImplementedError
 
-        from dltoolkit._quiet import quiet_ray
-        from dltoolkit.tune import _ray
-        from dltoolkit.tune._phase import phase
-        from dltoolkit.tune.launch import build_tuner
+    def trial_state(self, trial_id: str) -> dict[str, Any] | None:
+        """A trial's last saved state (weights, optimizer, ``best``: its best weights), or None."""
+        raise NotImplementedError
 
-        if not ray.is_initialized():
-            phase(f"connecting to Ray at {address}" if address else "starting Ray")
-        quiet_ray()
-        self._owns_ray = _ray.start_ray(address)
-        _ray.LIVE[str(self.experiment)] = self
-        tuner = build_tuner(self, restore)
-        if background:
-            self._thread = threading.Thread(
-                target=self._run, args=(tuner,), name="dltoolkit-sweep", daemon=True
-            )
-            self._thread.start()
-            return self
-        try:
-            self._run(tuner)
-        except KeyboardInterrupt:
-            self.stop()
-            raise
-        return self.wait()
+    def _write_outputs(self) -> None:
+        """The best bundle, ``trials.csv`` and the plots, from the records and the trials' states."""
+        from dltoolkit.tune.launch import save_best, save_outputs
 
-    def _run(self, tuner: Any) -> None:
-        from dltoolkit.tune import _ray
-
-        self._runner = threading.get_ident()
-        _ray.catch_interrupts()
-        _ray.FITTING[self._runner] = self
-        try:
-            tuner.fit()
-            self._finish()
-        except BaseException as e:  # noqa: BLE001 - handed to wait()
-            self._error = e
-        finally:
-            _ray.FITTING.pop(self._runner, None)
-            _ray.LIVE.pop(str(self.experiment), None)
-            self._free_workers()
-            if self.stop_requested.is_set():
-                self._shutdown_ray()
-            self._done.set()
-
-    @property
-    def stopped(self) -> bool:
-        """Whether the sweep was stopped (``stop()``, or Ctrl-C where Tune caught it) before its end."""
-        return self.stop_requested.is_set() or (self.interrupt is not None and self.interrupt.is_set())
-
-    def _free_workers(self) -> None:
-        """Free the warm workers still training a trial of this sweep (a stopped sweep's trial
-        actors end without telling them), so that the next sweep finds them free."""
-        workers = getattr(self._inputs, "workers", None)
-        if not workers:
-            return
-        import ray
-
-        with self._lock:
-            trials = list(self._records)
-        if ray.is_initialized() and trials:
-            for worker in workers:
-                worker.release.remote(*trials)
-
-    def _finish(self) -> None:
-        from dltoolkit.tune.launch import load_records, save_best, save_outputs
-
-        if self.use_workers is not False:
-            from dltoolkit.tune.workers import prune_workers
-
-            prune_workers()
-        records, checkpoints = load_records(self)
-        if records:
-            with self._lock:
-                self._records = records
-        self._checkpoints = checkpoints
-        self.best_bundle = save_best(self, checkpoints)
+        self.best_bundle = save_best(self)
         save_outputs(self)
 
     # ------------------------------------------------------------------ results
@@ -310,7 +249,7 @@ class Sweep:
 
         if not self.done:
             raise DLToolkitError("The sweep is still running: wait() for it before taking its top models.")
-        return [p for _, _, p in top_predictors(self, self._checkpoints, k)]
+        return [p for _, _, p in top_predictors(self, k)]
 
     def ensemble(self, k: int = 3, method: str = "mean") -> Any:
         """An Ensemble of the k best trials (see dltoolkit.deploy.Ensemble), ready to evaluate or save."""
@@ -342,7 +281,10 @@ class Sweep:
             f"best {self.plan.metric} {best['score']:.4f} ({best['config']})" if best else "no results yet"
         )
         trials = table(self.trials())
-        return f"<b>Sweep</b> {esc(repr(self.spec.name))} ({state}, {len(self._records)} trials): {esc(shown)}{trials}"
+        return (
+            f"<b>Sweep</b> {esc(repr(self.spec.name))} ({state}, {len(self._records)} trials, "
+            f"{esc(self.engine)} engine): {esc(shown)}{trials}"
+        )
 
     def __repr__(self) -> str:
-        return f"Sweep({self.spec.name!r}, out={str(self.out)!r}, done={self.done})"
+        return f"Sweep({self.spec.name!r}, out={str(self.out)!r}, engine={self.engine!r}, done={self.done})"

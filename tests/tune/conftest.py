@@ -1,4 +1,4 @@
-"""Shared fixtures of the tune tests: a tiny sweep spec and one local Ray per test session.
+"""Shared fixtures of the tune tests: a tiny sweep spec (on Ray unless told) and one local Ray per session.
 
 Starting Ray costs seconds here, so every in-process sweep shares one Ray started by the
 ``ray_session`` fixture. Its workers write the per-epoch trace (``DLTOOLKIT_TUNE_TRACE``) into a
@@ -24,7 +24,11 @@ from dltoolkit.tune.trainable import TRACE_ENV  # noqa: E402
 def tiny_spec(
     space: dict[str, Any] | None = None, train: dict[str, Any] | None = None, **search: Any
 ) -> Spec:
-    """Iris, a one-hidden-layer MLP, 2 epochs per trial, a 2-value width choice by default."""
+    """Iris, a one-hidden-layer MLP, 2 epochs per trial, a 2-value width choice by default.
+
+    The sweep runs on Ray (``search.engine: ray``) unless ``engine`` says otherwise: the tests
+    written for Ray keep testing Ray, not what ``auto`` would pick here.
+    """
     return Spec.from_dict(
         {
             "name": "tiny",
@@ -41,6 +45,7 @@ def tiny_spec(
                 "space": space or {"graph.nodes.hidden.units": {"choice": [4, 8]}},
                 "samples": 2,
                 "metric": "val_acc",
+                "engine": "ray",
             }
             | search,
         }

@@ -116,6 +116,7 @@ def test_resume_after_driver_sigkill_finishes_every_trial_once(ray_session, trac
             "search.max_concurrent": 1,
             "search.scheduler": "fifo",
             "search.max_epochs": epochs,
+            "search.engine": "ray",
         }
     )
     spec.save(tmp_path / "spec.yaml")
