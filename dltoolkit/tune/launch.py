@@ -105,7 +105,7 @@ def sweep(
     out = Path(out) if out is not None else default_out(spec, "sweep")
     phase("checking the spec, the data and every configuration of the space")
     try:
-        runner = _checked(spec, data, out, launched, workers, address, fresh=True)
+        runner = _checked(spec, data, out, launched, workers, address)
     except BaseException:
         if fresh:  # the new default folder, still empty: a refused sweep leaves nothing behind
             with contextlib.suppress(OSError):
@@ -169,7 +169,6 @@ def _checked(
     launched: float,
     workers: bool | None,
     address: str | None,
-    fresh: bool = False,
 ) -> Sweep:
     """Plan, engine, data and pre-flight: every error surfaces here, before any trial starts.
 
@@ -183,18 +182,8 @@ def _checked(
     choice = choose_engine(plan, spec.search.engine, address, workers)
     log.info("dltoolkit sweep %s", choice)
     if choice.name == "local":
-        from dltoolkit.tune.local import STUDY_FILE, LocalSweep
+        from dltoolkit.tune.local import LocalSweep
 
-        if fresh and (out / STUDY_FILE).exists():
-            raise DLToolkitError(
-                message(
-                    "The output folder already holds a sweep",
-                    str(out),
-                    "a new folder for a new sweep",
-                    f"Continue that sweep with dltoolkit.tune.resume({str(out)!r}) (dltoolkit tune --resume "
-                    f"{out}), or pass another out.",
-                )
-            )
         runner: Sweep = LocalSweep(spec, plan, None, out, launched)
     else:
         from dltoolkit.tune.ray_sweep import RaySweep

@@ -55,7 +55,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from dltoolkit.spec import atomic_write_text
+from dltoolkit._files import atomic_write_bytes
 from dltoolkit.tune.engines import PRUNERS, SAMPLERS, local_concurrency
 from dltoolkit.tune.results import TrialRecord
 from dltoolkit.tune.sweep import Sweep
@@ -310,7 +310,7 @@ class _Epochs:
         seconds = self.seconds0 + time.perf_counter() - self.started
         trial.set_user_attr(f"{_EPOCH}{epoch}", metrics)
         trial.set_user_attr("seconds", seconds)
-        atomic_write_text(sweep._state_path(self.trial_id), blob)
+        atomic_write_bytes(sweep._state_path(self.trial_id), blob)
         value = metrics.get(sweep.plan.metric)
         self._keep(value)
         sweep._on_result(self.trial_id, self.config, metrics | {"epoch": epoch, "time_total_s": seconds})

@@ -118,9 +118,17 @@ class SweepView(w.VBox):
         self.status.value = f'<span class="dlt-tune-status-{state}">{shown}</span>'
         if sweep is None:
             return
+        engine = getattr(sweep, "engine", "")
+        why = getattr(sweep, "engine_reason", "") or ""
         self.folder.value = (
             f'<span class="dlt-sweep-folder-path" style="color:#444">folder: <code>'
             f"{html.escape(str(sweep.out))}</code></span>"
+            + (
+                f' <span class="dlt-sweep-engine" style="color:#444">· {html.escape(engine)} engine'
+                f"{html.escape(f' ({why})' if why else '')}</span>"
+                if engine
+                else ""
+            )
         )
         self._sweep = sweep
         table = self._draw_table()

@@ -30,6 +30,7 @@ from dltoolkit.widgets.sweep_view import SweepView
 
 SEARCHERS = ("random", "grid", "optuna")
 SCHEDULERS = ("fifo", "asha", "hyperband", "median", "pbt")
+ENGINES = ("auto", "local", "ray")
 
 
 class TuneController:
@@ -47,7 +48,6 @@ class TuneController:
         self.address = ""
         self.sweep = None
         self.status, self.error = "idle", ""
-        self.rows = 0
         self.on_change: list[Callable[[], None]] = []
         self.phase = ""  # what a starting sweep is doing (checking, starting Ray, starting workers)
         self._thread: threading.Thread | None = None
@@ -95,14 +95,12 @@ class TuneController:
     @property
     def can_resume(self) -> bool:
         """A stopped (or failed) sweep whose folder holds Ray's experiment state can go on."""
+        from dltoolkit.tune.local import STUDY_FILE
         from dltoolkit.tune.sweep import EXPERIMENT
 
-        return (
-            not self.running
-            and self.status in ("stopped", "failed")
-            and self._out is not None
-            and (self._out / EXPERIMENT).is_dir()
-        )
+        out = self._out
+        state = out is not None and ((out / EXPERIMENT).is_dir() or (out / STUDY_FILE).is_file())
+        return not self.running and self.status in ("stopped", "failed") and state
 
     def launch(self) -> threading.Thread:
         """Check and start the sweep in a background thread; Ray starts on a thread of its own that
@@ -136,7 +134,7 @@ class TuneController:
     def _start(self, start: Callable[[], Any], out: Path) -> threading.Thread:
         # Ray Tune repeats a checkpoint-sync warning into the cell's output every few seconds
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-        self.sweep, self.status, self.error, self.rows, self._out = None, "starting", "", 0, out
+        self.sweep, self.status, self.error, self._out = None, "starting", "", out
         self.phase = "checking the spec"
         self._thread = threading.Thread(
             target=self._work, args=(start,), daemon=True, name="dltoolkit-sweep-launch"
@@ -164,8 +162,13 @@ class TuneController:
         self.phase = text
         self._changed()
 
+    @property
+    def rows(self) -> int:
+        """The results (trial epochs) the sweep has reported so far, counted from its records: a
+        local sweep may report its first epochs before this controller has subscribed."""
+        return sum(len(r.rows) for r in self.sweep.records()) if self.sweep is not None else 0
+
     def _row(self, _row: dict[str, Any]) -> None:
-        self.rows += 1
         self._changed()
 
     def _changed(self) -> None:
@@ -239,6 +242,8 @@ class TunePanel(w.VBox):
             "samples": w.IntText(value=s.samples, description="Trials"),
             "max_concurrent": w.IntText(value=s.max_concurrent or 0, description="Concurrent"),
             "max_epochs": w.IntText(value=s.max_epochs or c.state.spec.train.epochs, description="Epochs"),
+            # auto: the local engine on this machine unless something needs Ray (see search.engine)
+            "engine": w.Dropdown(options=ENGINES, value=s.engine, description="Engine"),
         }
         for name, field in self.fields.items():
             field.add_class(f"dlt-tune-{name.replace('_', '-')}")
@@ -277,7 +282,9 @@ class TunePanel(w.VBox):
             w.HTML("<b>Search space</b>"),
             self.space,
             w.HBox([self.path, self.range, self.set_button, self.remove_button], layout=wrap()),
-            w.HBox([w.VBox(fields[:3]), w.VBox([*fields[3:], self.address])], layout=wrap()),
+            w.HBox(
+                [w.VBox(fields[:3]), w.VBox([*fields[3:5], self.address]), w.VBox(fields[5:])], layout=wrap()
+            ),
             w.HBox([self.launch_button, self.stop_button, self.resume_button, self.best_button]),
             self.message,
             self.view,

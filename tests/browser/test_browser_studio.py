@@ -168,9 +168,7 @@ def test_sweep_fills_the_trial_table_and_the_kernel_stays_responsive(page, scree
     _shots(page, screenshots, "6-tuning-stopped")
 
 
-def test_resume_after_stop_then_the_kernel_is_alive_90_s_after_the_sweep_ended(page, screenshots):
-    """Stop shut Ray down; Resume starts it again from the panel's launch thread, which ends. Ray
-    (and so the kernel) must outlive that thread: 90 s after the sweep, a cell and a second sweep."""
+def test_resume_after_stop_continues_the_same_sweep(page, screenshots):
     _tab(page, "Tuning")
     folder = page.locator(".dlt-sweep-folder-path").inner_text()
     assert "runs/digits-mlp-sweep-" in folder
@@ -185,20 +183,39 @@ def test_resume_after_stop_then_the_kernel_is_alive_90_s_after_the_sweep_ended(p
     assert "None" not in page.locator(".dlt-trials-table").inner_text()
     assert resume.is_disabled() and page.locator(".dlt-tune-stop-button").is_disabled()
     _shots(page, screenshots, "5-tuning-done")
+
+
+def _set_field(page, cls: str, value: str) -> None:
+    field = page.locator(f".{cls} input")
+    field.fill(value)
+    field.press("Enter")
+
+
+def test_the_kernel_is_alive_90_s_after_a_ray_sweep_from_the_panel(page, screenshots):
+    """Ray started from the panel's launch thread must outlive it: Ray's gcs_server and raylet died
+    with that thread and the kernel exited about 60 s after the sweep. 90 s on: a cell, a sweep."""
+    _tab(page, "Tuning")
+    page.locator(".dlt-tune-engine select").select_option("ray")
+    _set_field(page, "dlt-tune-samples", "2")
+    _set_field(page, "dlt-tune-max-epochs", "3")
+    page.locator(".dlt-launch-button").click()
+    page.locator(".dlt-sweep-engine", has_text="ray engine").wait_for(timeout=300_000)
+    page.wait_for_selector(".dlt-tune-status-done", timeout=600_000)
+    assert page.locator(".dlt-trials-table tbody tr").count() == 2
     page.wait_for_timeout(95_000)  # the kernel died about 60 s after such a sweep
     _run_cell(page, 2, timeout=60_000)
     assert (
         "2" in page.locator(".jp-Notebook .jp-CodeCell").nth(2).locator(".jp-OutputArea-output").inner_text()
     )
     _tab(page, "Tuning")
-    page.locator(".dlt-tune-samples input").fill("2")
-    page.locator(".dlt-tune-samples input").press("Enter")
-    page.locator(".dlt-tune-max-epochs input").fill("3")
-    page.locator(".dlt-tune-max-epochs input").press("Enter")
+    folder = page.locator(".dlt-sweep-folder-path").inner_text()
     page.locator(".dlt-launch-button").click()
-    page.wait_for_selector(".dlt-tune-status-running, .dlt-tune-status-starting", timeout=60_000)
+    page.wait_for_function(  # a new sweep (a new folder), then its end
+        "([f]) => { const e = document.querySelector('.dlt-sweep-folder-path'); return e && e.textContent !== f; }",
+        arg=[folder],
+        timeout=300_000,
+    )
     page.wait_for_selector(".dlt-tune-status-done", timeout=600_000)
-    assert page.locator(".dlt-sweep-folder-path").inner_text() != folder
     assert page.locator(".dlt-trials-table tbody tr").count() == 2
     page.locator(".dlt-use-best").click()
     page.locator(".dlt-tune-panel .dlt-message", has_text="best configuration").wait_for(timeout=30_000)

@@ -40,7 +40,9 @@ def tiny_spec(
                     {"name": "act", "op": "relu"},
                 ]
             },
-            "train": {"epochs": 2, "batch_size": 16, "optimizer": {"lr": 0.01}} | (train or {}),
+            # no early stopping: a sweep test trains exactly the epochs it asks for
+            "train": {"epochs": 2, "batch_size": 16, "optimizer": {"lr": 0.01}, "early_stopping": None}
+            | (train or {}),
             "search": {
                 "space": space or {"graph.nodes.hidden.units": {"choice": [4, 8]}},
                 "samples": 2,

@@ -70,7 +70,7 @@ def test_local_grid_search_needs_finite_domains_and_names_match_ray(make_spec, t
 def test_a_new_local_sweep_will_not_write_over_an_earlier_one(make_spec, tmp_path):
     (tmp_path / "study.log").write_text("")  # an earlier sweep's study
     (tmp_path / "spec.yaml").write_text("earlier")
-    with pytest.raises(DLToolkitError, match=r"already holds a sweep.*resume"):
+    with pytest.raises(DLToolkitError, match=r"holds an earlier sweep.*resume"):
         sweep(make_spec(engine="local"), out=tmp_path)
     assert (tmp_path / "spec.yaml").read_text() == "earlier"
 
@@ -181,7 +181,7 @@ def test_a_stopped_local_sweep_resumes_its_unfinished_trials_from_their_last_epo
     assert 3 <= cut < epochs and (tmp_path / "trials.csv").is_file()
     assert starts == [0]
 
-    resumed = resume(tmp_path)
+    resumed = resume(tmp_path).wait()
     table = resumed.trials()
     assert len(table) == 3 and set(table["status"]) == {"TERMINATED"}
     assert (table["epochs"] == epochs).all()

@@ -32,7 +32,8 @@ SCRIPT = textwrap.dedent(
         print("task", ray.get(ray.remote(lambda: 41 + 1).remote(), timeout=60))
     else:
         spec = load_recipe("wine").with_values({"train.epochs": 1, "search.samples": 1,
-            "search.max_epochs": 2, "search.max_concurrent": 1, "search.scheduler": "fifo"})
+            "search.max_epochs": 2, "search.max_concurrent": 1, "search.scheduler": "fifo",
+            "search.engine": "ray"})  # the Ray path: its processes must outlive the launch thread
         c = TuneController(SpecState(spec), out=sys.argv[2])
         for n in (1, 2):
             c.launch(); assert c.wait(300)

@@ -81,7 +81,13 @@ def test_stop_ends_a_sweep_cleanly(wine_state, tmp_path, ray_local):
 
 def test_stop_then_resume_from_the_panel_continues_the_same_sweep(wine_state, tmp_path, ray_local):
     wine_state.update(
-        {"search.max_epochs": 30, "search.samples": 2, "search.max_concurrent": 1, "search.scheduler": "fifo"}
+        {
+            "search.max_epochs": 30,
+            "search.samples": 2,
+            "search.max_concurrent": 1,
+            "search.scheduler": "fifo",
+            "train.early_stopping": None,  # every trial trains its 30 epochs
+        }
     )
     panel = TunePanel(TuneController(wine_state, out=tmp_path), interval=0.1)
     c = panel.controller
