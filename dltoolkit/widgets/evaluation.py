@@ -216,11 +216,12 @@ class EvalPanel(w.VBox):
         self.clear_button.on_click(lambda _: self._clear())
         for box in (self.diff_a, self.diff_b):
             box.observe(lambda _c: self._draw_diff(), "value")
+        self.compare = w.HBox([self.diff_a, self.diff_b], layout=w.Layout(display="none"))  # 2+ runs
         self.children = [
             w.HBox([self.path, self.add_button, self.clear_button]),
             self.message,
             self.metrics,
-            w.HBox([self.diff_a, self.diff_b]),
+            self.compare,
             self.diff,
             self.columns,
         ]
@@ -263,6 +264,7 @@ class EvalPanel(w.VBox):
         names = c.names()
         pick_b = names[1] if len(names) > 1 else None
         self.diff_a.options, self.diff_b.options = names, names
+        self.compare.layout.display = None if len(names) > 1 else "none"
         if len(names) > 1 and self.diff_a.value == self.diff_b.value:
             self.diff_a.value, self.diff_b.value = names[0], pick_b
         self._draw_diff()
