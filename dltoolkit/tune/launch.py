@@ -198,8 +198,35 @@ def _checked(
     checked = check(runner.trial_spec, data)
     runner.data = checked.data
     runner.preflight = preflight(runner.trial_spec, checked.data, plan.space, seed=plan.seed or 0)
+    _leave_out_unused(plan, runner.preflight.unused)
     out.mkdir(parents=True, exist_ok=True)
     return runner
+
+
+def _leave_out_unused(plan: Plan, paths: list[str]) -> None:
+    """Search-space entries on unused nodes cannot change a trial: they are left out, with a warning
+    (and an error when nothing would be left to search)."""
+    if not paths:
+        return
+    import warnings
+
+    if len(paths) == len(plan.space):
+        raise DLToolkitError(
+            message(
+                "Every search-space entry addresses a node that feeds no output",
+                paths,
+                "at least one entry that can change a trial",
+                "Connect those nodes to the output (their inputs) or search other fields.",
+            )
+        )
+    text = (
+        f"Left out of the search: {', '.join(paths)} (their nodes feed no output, so the values "
+        "could not change a trial). Connect the nodes or remove the entries."
+    )
+    warnings.warn(text, UserWarning, stacklevel=3)
+    log.warning(text)
+    for path in paths:
+        plan.space.pop(path)
 
 
 def build_tuner(runner: Any, restore: bool) -> Any:

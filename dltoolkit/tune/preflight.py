@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dltoolkit.errors import DLToolkitError, SpecError, UnknownNameError
@@ -29,12 +29,21 @@ class Preflight:
     configs: int
     params: tuple[int, int]  # (min, max) parameter count
     flops: tuple[int, int]  # (min, max) FLOPs per sample (forward)
+    unused: list[str] = field(default_factory=list)  # space paths on nodes that feed no output
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"pre-flight: {self.configs} configurations build; parameters {self.params[0]:,}-"
             f"{self.params[1]:,}, FLOPs/sample {self.flops[0]:,}-{self.flops[1]:,}"
         )
+        return text + (f"; left out (unused nodes): {', '.join(self.unused)}" if self.unused else "")
+
+
+def unused_paths(graph: Any, space: dict[str, Domain]) -> list[str]:
+    """The search-space paths that address nodes whose output reaches nothing (a dead branch):
+    varying them cannot change a trial's result."""
+    dead = set(graph.unused)
+    return [p for p in space if p.startswith("graph.nodes.") and p.split(".")[2] in dead]
 
 
 def candidate_configs(space: dict[str, Domain], samples: int = 8, seed: int = 0) -> list[dict[str, Any]]:
@@ -73,10 +82,12 @@ def build_trial(spec: Spec, config: dict[str, Any], prepared) -> Any:
 
 def preflight(spec: Spec, prepared, space: dict[str, Domain], samples: int = 8, seed: int = 0) -> Preflight:
     """Build the graph of each candidate configuration; raise SpecError on the first that fails."""
-    params, flops = [], []
+    params, flops, unused = [], [], []
     configs = candidate_configs(space, samples, seed)
     for config in configs:
         _, graph = build_trial(spec, config, prepared)
         params.append(graph.total_params)
         flops.append(graph.total_flops)
-    return Preflight(len(configs), (min(params), max(params)), (min(flops), max(flops)))
+        if not config:  # the spec's own graph
+            unused = unused_paths(graph, space)
+    return Preflight(len(configs), (min(params), max(params)), (min(flops), max(flops)), unused)

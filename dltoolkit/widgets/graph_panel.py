@@ -132,8 +132,9 @@ class GraphPanel(w.VBox):
             )
         elif dead:
             self.message.info(
-                f"Unused: {', '.join(dead)}: no path leads from it to the output, so it is not trained and "
-                "not counted. Connect it (drag from it onto a node) or remove it."
+                f"Unused: {', '.join(dead)}: no path leads from it to the output, so it is not trained, "
+                "not counted, and left out of a sweep's search. Connect it (drag from it onto a node) or "
+                "remove it."
             )
         else:
             self.message.clear()

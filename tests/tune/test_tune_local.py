@@ -13,6 +13,7 @@ import dltoolkit.bundle
 import dltoolkit.tune.training
 from dltoolkit.cli import main
 from dltoolkit.errors import DLToolkitError, SpecError
+from dltoolkit.spec import Spec
 from dltoolkit.tune import resume, sweep
 from dltoolkit.tune.engines import PRUNERS, SAMPLERS, SCHEDULERS, SEARCHERS, choose_engine, cores
 from dltoolkit.tune.sweep import plan_for
@@ -303,3 +304,25 @@ def test_the_kernel_answers_another_cell_while_a_local_sweep_runs(tmp_path):
     finally:
         running.stop()
     assert running.done and running.stopped
+
+
+def test_space_entries_on_unused_nodes_are_left_out_with_a_warning(local_spec, tmp_path):
+    spec = local_spec(
+        {"graph.nodes.side.units": {"choice": [4, 8]}, "train.optimizer.lr": {"choice": [0.01, 0.02]}},
+        max_concurrent=1,
+    )
+    nodes = [n.model_dump(exclude_defaults=True) | {"op": n.op} for n in spec.graph.nodes]
+    side = {"name": "side", "op": "linear", "units": 4, "inputs": ["input"]}  # feeds nothing
+    spec = spec.with_values({"graph.nodes": [nodes[0], side, nodes[1] | {"inputs": ["hidden"]}]})
+    with pytest.warns(UserWarning, match=r"Left out of the search: graph.nodes.side.units"):
+        result = sweep(spec, out=tmp_path / "a")
+    assert list(result.plan.space) == ["train.optimizer.lr"]
+    assert "graph.nodes.side.units" not in result.trials().columns
+    assert "left out (unused nodes): graph.nodes.side.units" in str(result.preflight)
+    data = spec.to_dict()
+    data["search"]["space"] = {"graph.nodes.side.units": {"choice": [4, 8]}}
+    only_dead = Spec.from_dict(data)
+    with pytest.raises(
+        DLToolkitError, match="Every search-space entry addresses a node that feeds no output"
+    ):
+        sweep(only_dead, out=tmp_path / "b")
