@@ -116,7 +116,10 @@ def catch_interrupts() -> None:
     import ray.tune.tune as run_module
 
     make = getattr(run_module, "_setup_signal_catching", None)
-    if make is None or getattr(make, "dltoolkit", False):
+    if make is None:
+        _warn_no_signal_hook()
+        return
+    if getattr(make, "dltoolkit", False):
         return
 
     def setup_signal_catching() -> threading.Event:
@@ -130,6 +133,28 @@ def catch_interrupts() -> None:
 
     setup_signal_catching.dltoolkit = True  # type: ignore[attr-defined]
     run_module._setup_signal_catching = setup_signal_catching
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_no_signal_hook() -> None:
+    """Once per process: the Ray installed lacks the hook that stop-as-Ctrl-C needs (see the
+    canary test in tests/core/test_canaries.py)."""
+    if "signal" in _WARNED:
+        return
+    _WARNED.add("signal")
+    import logging
+
+    import ray
+
+    logging.getLogger("dltoolkit.hooks").warning(
+        "The installed Ray (%s) lacks ray.tune.tune._setup_signal_catching, which dltoolkit uses; "
+        "Sweep.stop() falls back to ending every trial as finished (stop_all), so resume() will not "
+        "continue the stopped trials. Install a Ray in the range pyproject.toml declares "
+        "(ray[tune]>=2.41,<2.61), or report this.",
+        ray.__version__,
+    )
 
 
 def error_text(path: str | None) -> str | None:

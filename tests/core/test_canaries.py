@@ -125,3 +125,17 @@ def test_a_missing_hook_logs_a_warning_once_and_falls_back(caplog, monkeypatch):
     assert len(messages) == 2
     assert "optim_step_progress" in messages[0] and "global_step stays 0" in messages[0]
     assert "epoch_progress" in messages[1] and "from 0" in messages[1]
+
+
+def test_the_ray_stop_fallback_warns_once(monkeypatch, caplog):
+    import ray.tune.tune as tune_module
+
+    from dltoolkit.tune import _ray
+
+    monkeypatch.delattr(tune_module, "_setup_signal_catching")
+    monkeypatch.setattr(_ray, "_WARNED", set())
+    with caplog.at_level("WARNING", logger="dltoolkit.hooks"):
+        _ray.catch_interrupts()
+        _ray.catch_interrupts()
+    warned = [r for r in caplog.records if "_setup_signal_catching" in r.getMessage()]
+    assert len(warned) == 1 and "stop_all" in warned[0].getMessage()
