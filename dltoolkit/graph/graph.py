@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,11 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 @dataclass
 class NodeInfo:
-    """What building one node found: its wiring, shapes and costs (per sample)."""
+    """What building one node found: its wiring, shapes and costs (per sample).
+
+    ``flops`` is counted when first asked for (torch's FlopCounterMode costs about a second the
+    first time a process uses it; building a trial's graph does not need the count).
+    """
 
     name: str
     op: str
@@ -59,8 +64,14 @@ class NodeInfo:
     in_shapes: list[Shape]
     out_shape: Shape
     params: int
-    flops: int
+    counted: int | Callable[[], int]  # the FLOPs, or how to count them
     attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flops(self) -> int:
+        if callable(self.counted):
+            self.counted = int(self.counted())
+        return self.counted
 
 
 class GraphModule(nn.Module):
@@ -217,14 +228,14 @@ class Graph:
             raise SpecError(
                 message(f"Node {node.name!r} repeats a merge op", node.repeat, "repeat: 1 for add/concat")
             )
-        parts, shapes, flops = [], in_shapes, 0
+        parts, shapes, runs = [], in_shapes, []
         total = sum(n.params for n in self.nodes)
         for i in range(node.repeat):
             names = inputs if i == 0 else [f"{node.name} (repeat {i})"]
             total += self._check_size(node, builder, attrs, shapes, total)
             try:
                 module = builder(in_shapes=[tuple(s) for s in shapes], ctx=self.ctx, **attrs)
-                out_shape, part_flops = self._run(module, shapes, dtypes)
+                out_shape = self._run(module, shapes, dtypes)
             except ShapeMismatch as e:
                 raise GraphError(
                     f"Node {node.name!r} ({node.op}) does not fit its input "
@@ -236,8 +247,13 @@ class Graph:
                     f"{e}. Check its attributes {attrs} against the input shape."
                 ) from e
             parts.append(module)
-            shapes, dtypes, flops = [out_shape], [torch.float32], flops + part_flops
-        return (parts[0] if len(parts) == 1 else nn.Sequential(*parts)), shapes[0], flops
+            runs.append((module, shapes, dtypes))
+            shapes, dtypes = [out_shape], [torch.float32]
+
+        def count() -> int:
+            return sum(self._count(module, shapes, dtypes) for module, shapes, dtypes in runs)
+
+        return (parts[0] if len(parts) == 1 else nn.Sequential(*parts)), shapes[0], count
 
     def _check_size(
         self, node: NodeSpec, builder, attrs: dict[str, Any], shapes: list[Shape], total: int
@@ -288,18 +304,32 @@ class Graph:
         return attrs
 
     @staticmethod
-    def _run(module: nn.Module, shapes: list[Shape], dtypes: list[torch.dtype]) -> tuple[Shape, int]:
+    def _run(module: nn.Module, shapes: list[Shape], dtypes: list[torch.dtype]) -> Shape:
+        """One sample's output shape (the module run on a batch of two zeros)."""
         xs = [torch.zeros((2, *s), dtype=d) for s, d in zip(shapes, dtypes, strict=True)]
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = module(*xs)
+        finally:
+            module.train()
+        return tuple(out.shape[1:])
+
+    @staticmethod
+    def _count(module: nn.Module, shapes: list[Shape], dtypes: list[torch.dtype]) -> int:
+        """FLOPs per sample of one module: torch's FlopCounterMode (plus recurrent layers' own)."""
+        xs = [torch.zeros((2, *s), dtype=d) for s, d in zip(shapes, dtypes, strict=True)]
+        was_training = module.training
         module.eval()
         fastpath = torch.backends.mha.get_fastpath_enabled()
         torch.backends.mha.set_fastpath_enabled(False)  # the fused kernel hides its matmuls from the counter
         try:
             with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                out = module(*xs)
+                module(*xs)
         finally:
             torch.backends.mha.set_fastpath_enabled(fastpath)
-            module.train()
-        return tuple(out.shape[1:]), counter.get_total_flops() // 2 + _recurrent_flops(module, shapes[0])
+            module.train(was_training)
+        return counter.get_total_flops() // 2 + _recurrent_flops(module, shapes[0])
 
     def _build_head(self, shape: Shape) -> None:
         if not (self.spec.head and self.n_outputs):

@@ -24,17 +24,29 @@ from dltoolkit.tune.space import Domain
 
 @dataclass
 class Preflight:
-    """What the pre-flight found: how many configurations were built and their cost ranges."""
+    """What the pre-flight found: how many configurations were built and their cost ranges.
+
+    ``flops`` is counted when first asked for, on the smallest and the largest configuration (by
+    parameters): counting costs about a second the first time a process does it, and a sweep
+    that nobody asks about FLOPs should not pay it.
+    """
 
     configs: int
     params: tuple[int, int]  # (min, max) parameter count
-    flops: tuple[int, int]  # (min, max) FLOPs per sample (forward)
     unused: list[str] = field(default_factory=list)  # space paths on nodes that feed no output
+    ends: tuple[Any, ...] = field(default=(), repr=False)  # the smallest and largest graphs
+
+    @property
+    def flops(self) -> tuple[int, int]:
+        """(min, max) FLOPs per sample (forward) of the smallest and the largest configuration."""
+        counts = [g.total_flops for g in self.ends] or [0]
+        return min(counts), max(counts)
 
     def __str__(self) -> str:
+        low, high = self.flops
         text = (
             f"pre-flight: {self.configs} configurations build; parameters {self.params[0]:,}-"
-            f"{self.params[1]:,}, FLOPs/sample {self.flops[0]:,}-{self.flops[1]:,}"
+            f"{self.params[1]:,}, FLOPs/sample {low:,}-{high:,}"
         )
         return text + (f"; left out (unused nodes): {', '.join(self.unused)}" if self.unused else "")
 
@@ -82,12 +94,16 @@ def build_trial(spec: Spec, config: dict[str, Any], prepared) -> Any:
 
 def preflight(spec: Spec, prepared, space: dict[str, Domain], samples: int = 8, seed: int = 0) -> Preflight:
     """Build the graph of each candidate configuration; raise SpecError on the first that fails."""
-    params, flops, unused = [], [], []
+    unused: list[str] = []
+    smallest = largest = None
     configs = candidate_configs(space, samples, seed)
     for config in configs:
         _, graph = build_trial(spec, config, prepared)
-        params.append(graph.total_params)
-        flops.append(graph.total_flops)
+        if smallest is None or graph.total_params < smallest.total_params:
+            smallest = graph
+        if largest is None or graph.total_params > largest.total_params:
+            largest = graph
         if not config:  # the spec's own graph
             unused = unused_paths(graph, space)
-    return Preflight(len(configs), (min(params), max(params)), (min(flops), max(flops)), unused)
+    params = (smallest.total_params, largest.total_params)
+    return Preflight(len(configs), params, unused, (smallest, largest))
