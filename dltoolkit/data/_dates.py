@@ -138,8 +138,8 @@ def transform_date(series: pd.Series, plan: dict[str, Any]) -> np.ndarray:
         when = when.fillna(pd.Timestamp(plan["fill"]))
     parts = {
         "month": when.dt.month - 1,
-        "weekday": when.dt.dayofweek,
-        "yearday": when.dt.dayofyear - 1,
+        "weekday": when.dt.day_of_week,
+        "yearday": when.dt.day_of_year - 1,
         "time": (when - when.dt.normalize()).dt.total_seconds(),
     }
     year = when.dt.year.to_numpy(dtype=np.float64) * plan["scale"] + plan["offset"]
