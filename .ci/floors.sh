@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The dependency floors hold: a fresh venv with every dependency at the lower bound pyproject.toml declares
-# (core and the tune, serve and export extras), then a short run, an ONNX export, a short sweep and the
-# canary tests of the private hooks. Not part of .ci/test.sh (CI time is tight): run it by hand or in a
-# separate job, e.g. before raising a lower bound or after changing an API call.
+# (core and the tune, serve and export extras), then a short run, an ONNX export, a short sweep on each
+# engine (local and Ray) and the canary tests of the private hooks. .ci/test.sh runs it after pytest with
+# FLOORS_TORCH=2.13.0 (the torch floor itself would be a multi-GB CUDA build from PyPI here).
 #   bash .ci/floors.sh            # venv in .venv-floors (kept for a rerun), work files in a temp folder
 #   FLOORS_VENV=/tmp/v FLOORS_TORCH=2.13.0 bash .ci/floors.sh   # another venv; every floor but torch's
 set -euo pipefail
@@ -57,5 +57,9 @@ dltoolkit run wine --set train.epochs=2 --quiet --out "$work/run"
 dltoolkit export "$work/run/model" --format onnx --out "$work/wine.onnx"
 dltoolkit tune wine --samples 2 --set train.epochs=2 --set search.grace_period=1 --quiet --out "$work/sweep"
 test -f "$work/sweep/best/weights.pt"
+# the same on Ray Tune (the local engine above needs no Ray): the Ray floor's Tuner, RunConfig and checkpoints
+dltoolkit tune wine --samples 2 --set train.epochs=2 --set search.grace_period=1 --engine ray --quiet \
+  --out "$work/sweep-ray"
+test -f "$work/sweep-ray/best/weights.pt"
 python -m pytest -q -p no:cacheprovider tests/core/test_canaries.py
 echo "floors hold"

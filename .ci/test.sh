@@ -20,4 +20,7 @@ ruff format --check dltoolkit tests benchmarks notebooks
 # tests/notebooks executes every notebook in smoke mode in this venv; the Binder check below executes them all
 # again in smoke mode in a fresh venv built from binder/ (with their peak memory), so CI runs them once, there.
 pytest -q -p no:cacheprovider --timeout=900 --durations=15 --ignore=tests/notebooks "$@"
+# the dependency floors hold (a fresh venv at every lower bound but torch's, which would be a CUDA build):
+# a run, an ONNX export, a sweep on each engine, the canary tests of the private hooks
+FLOORS_VENV="$(mktemp -d -t floors-XXXXXX)/venv" FLOORS_TORCH=2.13.0 bash .ci/floors.sh
 bash .ci/binder_check.sh   # binder/ validated without Docker: fresh venv, postBuild, notebooks < 2 GB, repo2docker --no-build
