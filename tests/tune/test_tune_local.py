@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import sigint_cli_tune
 
 import dltoolkit.bundle
 import dltoolkit.tune.training
@@ -217,48 +218,11 @@ def test_cli_tune_runs_locally_through_auto_and_says_so(make_spec, tmp_path, cap
 
 
 def test_ctrl_c_stops_the_local_cli_sweep_and_resume_finishes_it(make_spec, tmp_path, capsys):
-    import os
-    import signal
-    import subprocess
-    import sys
 
     epochs = 200
     spec = make_spec(train={"epochs": epochs}, samples=2, max_concurrent=1, engine="local")
     out = tmp_path / "sweep"
-    cli = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dltoolkit.cli",
-            "tune",
-            str(spec.save(tmp_path / "s.yaml")),
-            "--out",
-            str(out),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    third = threading.Event()
-
-    def watch() -> None:
-        for line in cli.stdout:  # a live line: "<trial id>  <epoch>  <metric>  <config>"
-            fields = line.split()
-            if len(fields) > 2 and "_" in fields[0] and fields[1].isdigit() and int(fields[1]) >= 3:
-                third.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    try:
-        assert third.wait(300), "no third epoch reported"
-        cli.send_signal(signal.SIGINT)
-        assert cli.wait(300) == 130
-        stderr = cli.stderr.read()
-    finally:
-        try:
-            os.killpg(cli.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    stderr = sigint_cli_tune([str(spec.save(tmp_path / "s.yaml")), "--out", str(out)])
     assert f"dltoolkit tune --resume {out}" in stderr, stderr[-2000:]
     stopped = pd.read_csv(out / "trials.csv")
     assert list(stopped["status"]) == ["STOPPED"] and (stopped["epochs"] < epochs).all()

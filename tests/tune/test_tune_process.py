@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _cli import sigint_cli_tune
 
 import dltoolkit.bundle
 from dltoolkit.cli import main
@@ -162,38 +163,11 @@ def test_resume_after_driver_sigkill_finishes_every_trial_once(ray_session, trac
 
 
 def test_ctrl_c_stops_the_cli_sweep_and_resume_finishes_it(ray_session, make_spec, tmp_path, capsys):
-    import threading
 
     epochs = 200
     spec_path = make_spec(train={"epochs": epochs}, samples=2, max_concurrent=1).save(tmp_path / "tiny.yaml")
     out = tmp_path / "sweep"
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "dltoolkit.cli", "tune", str(spec_path), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its Ray's processes too: the finally below ends them all
-    )
-    third = threading.Event()
-
-    def watch() -> None:
-        for line in cli.stdout:
-            fields = line.split()
-            # a live line: "<trial id>  <epoch>  <metric>  <config>"
-            if len(fields) > 2 and "_" in fields[0] and fields[1].isdigit() and int(fields[1]) >= 3:
-                third.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    try:
-        assert third.wait(300), "no third epoch reported"
-        cli.send_signal(signal.SIGINT)
-        assert cli.wait(300) == 130
-        stderr = cli.stderr.read()
-    finally:
-        try:
-            os.killpg(cli.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    stderr = sigint_cli_tune([str(spec_path), "--out", str(out)])
     assert f"dltoolkit tune --resume {out}" in stderr, stderr[-2000:]
     stopped = pd.read_csv(out / "trials.csv")
     assert "STOPPED" in set(stopped["status"]) and (stopped["epochs"] < epochs).all()
