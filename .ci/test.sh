@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q torch==2.13.0          # the CPU wheel on this machine's disk; first, so nothing pulls CUDA
+.venv/bin/pip install -q torch==2.13.0 torchvision==0.28.0  # the CPU torch on this machine's disk and its torchvision; first, so nothing pulls CUDA
 .venv/bin/pip install -q -e ".[test]"                # test pulls dltoolkit[all]: every extra
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONWARNINGS=ignore
 

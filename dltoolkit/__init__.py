@@ -15,8 +15,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from dltoolkit import _vision
 from dltoolkit.errors import DLToolkitError
 from dltoolkit.spec import Spec
+
+_vision.install()  # PyPI's torchvision beside a CPU torch: see dltoolkit._vision
 
 __version__ = "0.1.0"
 

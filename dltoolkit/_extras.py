@@ -10,6 +10,7 @@ tune     ray[tune], optuna                          ``dltoolkit tune``, ``dltool
 notebook ipywidgets, anywidget, ipython, jupyterlab ``dltoolkit.studio``, the panels, ``%load_ext dltoolkit``
 serve    fastapi, uvicorn                           ``dltoolkit serve``, ``create_app``
 export   onnx, onnxruntime, onnxscript              ``dltoolkit export --format onnx``
+vision   torchvision                                image sources, transforms and pretrained backbones
 ======== ========================================== ==========================================================
 
 ``pip install 'dltoolkit[all]'`` installs every extra.
@@ -29,6 +30,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {  # extra -> the modules it provides
     "notebook": ("ipywidgets", "anywidget", "IPython"),
     "serve": ("fastapi", "uvicorn"),
     "export": ("onnx", "onnxruntime", "onnxscript"),
+    "vision": ("torchvision",),
 }
 
 
