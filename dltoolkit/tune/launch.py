@@ -58,8 +58,10 @@ def sweep(
 
     Args:
         spec: a Spec, a dict, a spec file or a recipe name (``"digits-mlp"``).
-        samples, search, scheduler, max_concurrent: override ``spec.search``; search is random,
-            grid or optuna; scheduler is fifo, asha, hyperband, median or pbt.
+        samples: overrides ``spec.search.samples`` (the number of trials).
+        search: overrides ``spec.search.search``: random, grid or optuna.
+        scheduler: overrides ``spec.search.scheduler``: fifo, asha, hyperband, median or pbt.
+        max_concurrent: overrides ``spec.search.max_concurrent`` (trials running at once).
         address: an existing Ray cluster (``"127.0.0.1:6379"``); default: a local Ray (started
             if none is running in this process).
         out: output folder (default a new ``runs/<name>-sweep-<time>-<suffix>``). A non-empty

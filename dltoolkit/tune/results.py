@@ -6,8 +6,9 @@ Numbers first, then pictures: the plots take the records (or the table) and retu
 Example:
     >>> rec = TrialRecord("t1", {"train.optimizer.lr": 0.01}, "TERMINATED",
     ...                   rows=[{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.4}])
-    >>> trial_table([rec], "val_acc", "max").loc[0, ["best_val_acc", "last_val_acc", "epochs"]].tolist()
-    [0.5, 0.4, 2]
+    >>> t = trial_table([rec], "val_acc", "max")
+    >>> float(t.at[0, "best_val_acc"]), float(t.at[0, "last_val_acc"]), int(t.at[0, "epochs"])
+    (0.5, 0.4, 2)
 """
 
 from __future__ import annotations
