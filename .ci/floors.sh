@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The dependency floors hold: a fresh venv with every dependency at the lower bound pyproject.toml declares
 # (core and the tune, serve and export extras), then a short run, an ONNX export, a short sweep on each
-# engine (local and Ray), the canary tests of the private hooks and an ONNX export with string inputs. .ci/test.sh runs it after pytest with
-# FLOORS_TORCH=2.13.0 (the torch floor itself would be a multi-GB CUDA build from PyPI here).
+# engine (local and Ray), the canary tests of the private hooks and an ONNX export with string inputs.
+# .ci/test.sh runs it after pytest with FLOORS_TORCH=2.13.0 (the torch floor itself would be a multi-GB
+# CUDA build from PyPI here).
 #   bash .ci/floors.sh            # venv in .venv-floors (kept for a rerun), work files in a temp folder
 #   FLOORS_VENV=/tmp/v FLOORS_TORCH=2.13.0 bash .ci/floors.sh   # another venv; every floor but torch's
 set -euo pipefail
