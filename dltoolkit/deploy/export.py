@@ -6,22 +6,19 @@ reshaping, the network, then softmax / sigmoid into class probabilities ``(n, C)
 order of ``classes``) or the inverse target scaling into values ``(n,)`` float64 in the target's
 original units (output ``output``). It needs neither dltoolkit nor the training code. Inputs:
 
-==================== ======================================= ======================================
-model inputs         ONNX (ONNX Runtime feeds)               TorchScript (``torch.jit.load``)
-==================== ======================================= ======================================
-numeric only         ``features``: float32 ``(n, columns)``  ``model(features)``
-numeric+categorical  ``features`` (the numeric columns, in   ``model(features, {"color": ["red",
-                     input-column order; absent when there   None, ...], ...})``: a float32 tensor
-                     are none) and one string tensor ``(n,)`` (``(n, 0)`` without numeric columns)
-                     per categorical column, named after it  and one list of strings per column
-text                 not supported (an :class:`ExportError`  ``model(["a text", ...])``
-                     pointing to TorchScript)
-==================== ======================================= ======================================
+* numeric columns only: ONNX input ``features``, float32 ``(n, columns)``; TorchScript
+  ``model(features)``;
+* with categorical columns: ONNX inputs ``features`` (the numeric columns in input-column order;
+  absent when there are none) and one string tensor ``(n,)`` per categorical column, named after
+  it; TorchScript ``model(features, {"color": ["red", None, ...], ...})``: a float32 tensor
+  (``(n, 0)`` without numeric columns) and one list of strings per categorical column;
+* a text column: TorchScript ``model(["a text", ...])`` (tokenised inside); ONNX refuses it with
+  an :class:`ExportError` pointing to TorchScript.
 
-A missing number is NaN; a missing category is the empty string (or None in TorchScript) and is
-imputed as the bundle imputes it; a category not seen in training encodes as all zeros (or -1 for
-ordinal codes), as in the bundle. A category is given as its text (``1.0`` as ``"1"``). The
-exported file says all this: the ONNX model's ``doc_string`` and its metadata property
+A missing number is NaN; a missing category is the empty string (or None in TorchScript; an
+empty CSV field is missing for the bundle too) and is imputed as the bundle imputes it; a category
+not seen in training encodes as all zeros (or -1 for ordinal codes), as in the bundle. A category
+is given as its text (``1.0`` as ``"1"``). The exported file says all this: the ONNX model's ``doc_string`` and its metadata property
 ``dltoolkit`` (JSON: inputs with their columns and categories, the output with its classes), the
 TorchScript file's extra file ``dltoolkit.json``.
 
