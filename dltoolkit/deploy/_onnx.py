@@ -7,7 +7,7 @@ For a model with categorical columns the folded network is exported with two inp
 input per categorical column: ``ai.onnx.ml.LabelEncoder`` maps each string to its category's
 index (the empty string to the imputed category's, anything else unknown to -1), then ``Equal``
 against ``0..C-1`` gives the one-hot block (all zeros for -1) or ``Cast`` the ordinal code; the
-blocks are concatenated. Either file carries a description of its inputs and output in the model's
+blocks are concatenated. The file carries a description of its inputs and output in the model's
 ``doc_string`` and in the metadata property ``dltoolkit`` (JSON).
 """
 
