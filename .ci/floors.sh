@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The dependency floors hold: a fresh venv with every dependency at the lower bound pyproject.toml declares
 # (core and the tune, serve and export extras), then a short run, an ONNX export, a short sweep on each
-# engine (local and Ray) and the canary tests of the private hooks. .ci/test.sh runs it after pytest with
-# FLOORS_TORCH=2.13.0 (the torch floor itself would be a multi-GB CUDA build from PyPI here).
+# engine (local and Ray), the canary tests of the private hooks and an ONNX export with string inputs.
+# .ci/test.sh runs it after pytest with FLOORS_TORCH=2.13.0 (the torch floor itself would be a multi-GB
+# CUDA build from PyPI here).
 #   bash .ci/floors.sh            # venv in .venv-floors (kept for a rerun), work files in a temp folder
 #   FLOORS_VENV=/tmp/v FLOORS_TORCH=2.13.0 bash .ci/floors.sh   # another venv; every floor but torch's
 set -euo pipefail
@@ -62,4 +63,6 @@ dltoolkit tune wine --samples 2 --set train.epochs=2 --set search.grace_period=1
   --out "$work/sweep-ray"
 test -f "$work/sweep-ray/best/weights.pt"
 python -m pytest -q -p no:cacheprovider tests/core/test_canaries.py
+# categorical inputs in ONNX: onnx.compose and ai.onnx.ml.LabelEncoder at the onnx / onnxruntime floors
+python -m pytest -q -p no:cacheprovider tests/deploy/test_deploy_export_inputs.py -k onnx_export_takes
 echo "floors hold"

@@ -1,149 +1,141 @@
 """The folded graph: one torch module doing a bundle's preprocessing, network and output mapping.
 
-Used by :mod:`dltoolkit.deploy.export`; kept apart so that importing ``dltoolkit.deploy`` (and the
-command line) does not import torch.
+:class:`FoldedModel` takes the numeric columns as raw float32 ``features`` (and, for a model with
+categorical columns, their one-hot / ordinal codes as a float32 ``encoded`` tensor computed in
+front of it: ONNX-ML ops in :mod:`dltoolkit.deploy._onnx`, scripted encoders in
+:mod:`dltoolkit.deploy._scripted`), or a text model's token ids. Kept apart so that importing
+``dltoolkit.deploy`` (and the command line) does not import torch.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from dltoolkit.bundle import Predictor
+from dltoolkit.bundle import Predictor, _to_output
+from dltoolkit.deploy._inputs import InputLayout
 from dltoolkit.deploy.ensemble import Ensemble
-from dltoolkit.deploy.export import INPUT_NAME, OUTPUT_NAME, ExportError
-from dltoolkit.errors import message
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class FoldedModel(nn.Module):
-    """One model with its preprocessing and output mapping: raw float32 features in, outputs out."""
+    """One model with its preprocessing and output mapping: raw inputs in, outputs out.
 
-    def __init__(self, predictor: Predictor, columns: list[str] | None = None) -> None:
+    Args:
+        predictor: The model.
+        columns: The numeric columns of the ``features`` input, in order (default: the model's own
+            feature columns; an ensemble passes its shared order).
+        layout: Where the model's categorical codes sit in ``encoded`` or its token ids in the
+            token-id input (needed for a model with categorical or text columns).
+    """
+
+    def __init__(
+        self, predictor: Predictor, columns: list[str] | None = None, layout: InputLayout | None = None
+    ) -> None:
         super().__init__()
         pre, target = predictor.preprocessor, predictor.target
-        _require_numeric(predictor)
-        scale, offset = pre.linear_params()
-        fills = [plan["fill"] for plan in pre.columns_]
-        perm = [columns.index(c) for c in pre.feature_columns_] if columns else list(range(len(fills)))
-        self.register_buffer("perm", torch.tensor(perm, dtype=torch.int64))
-        self.register_buffer(
-            "fill", torch.tensor([np.nan if f is None else f for f in fills], dtype=torch.float64)
-        )
-        self.register_buffer("imputes", torch.tensor([f is not None for f in fills]))
-        self.register_buffer("scale", torch.from_numpy(scale))
-        self.register_buffer("offset", torch.from_numpy(offset))
+        self.text = pre.vocab_ is not None
+        if self.text:
+            self._token_inputs(pre, layout)
+        else:
+            self._tabular_inputs(pre, columns, layout)
         self.shape = tuple(pre.input_shape)
         self.kind = predictor.spec.task.kind
         self.center = float(target.center_) if self.kind == "regression" else 0.0
         self.spread = float(target.spread_) if self.kind == "regression" else 1.0
         self.model = predictor.model.eval()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        v = x.index_select(1, self.perm).to(torch.float64)
-        v = torch.where(torch.isnan(v) & self.imputes, self.fill, v)
-        z = (v * self.scale + self.offset).to(torch.float32).reshape((-1, *self.shape))
-        out = self.model(z)
+    def _tabular_inputs(self, pre: Any, columns: list[str] | None, layout: InputLayout | None) -> None:
+        numeric = [plan for plan in pre.columns_ if plan["kind"] == "numeric"]
+        names = [plan["name"] for plan in numeric]
+        perm = [columns.index(c) for c in names] if columns else list(range(len(names)))
+        fills = [plan["fill"] for plan in numeric]
+        self.register_buffer("perm", torch.tensor(perm, dtype=torch.int64))
+        self.register_buffer(
+            "fill", torch.tensor([np.nan if f is None else f for f in fills], dtype=torch.float64)
+        )
+        self.register_buffer("imputes", torch.tensor([f is not None for f in fills], dtype=torch.bool))
+        self.register_buffer("scale", torch.tensor([p["scale"] for p in numeric], dtype=torch.float64))
+        self.register_buffer("offset", torch.tensor([p["offset"] for p in numeric], dtype=torch.float64))
+        self.categorical = len(numeric) < len(pre.columns_)
+        if self.categorical:  # each output feature: a numeric column's index or len(numeric) + its code's
+            order, n = [], len(numeric)
+            for plan in pre.columns_:
+                if plan["kind"] == "numeric":
+                    order.append(names.index(plan["name"]))
+                else:
+                    block = layout.block_for(plan)
+                    order += [n + block.offset + k for k in range(block.width)]
+            self.register_buffer("order", torch.tensor(order, dtype=torch.int64))
+
+    def _token_inputs(self, pre: Any, layout: InputLayout | None) -> None:
+        tokens = layout.tokens_for(pre) if layout is not None else None
+        start = tokens.offset if tokens is not None else 0
+        self.register_buffer("perm", torch.arange(start, start + pre.config.text.max_len))
+        self.categorical = False
+
+    def forward(self, x: torch.Tensor, encoded: torch.Tensor | None = None) -> torch.Tensor:
+        if self.text:
+            z = x.index_select(1, self.perm)
+        else:
+            v = x.index_select(1, self.perm).to(torch.float64)
+            v = torch.where(torch.isnan(v) & self.imputes, self.fill, v)
+            z = (v * self.scale + self.offset).to(torch.float32)
+            if self.categorical:
+                z = torch.cat([z, encoded], 1).index_select(1, self.order)
+        out = self.model(z.reshape((-1, *self.shape)))
         if self.kind == "regression":
             return out.squeeze(-1).to(torch.float64) * self.spread + self.center
-        if out.shape[-1] == 1:
-            p = torch.sigmoid(out.squeeze(-1))
-            return torch.stack([1 - p, p], dim=-1)
-        return torch.softmax(out, dim=-1)
+        return _to_output(out, self.kind)
 
 
 class FoldedEnsemble(nn.Module):
     """The members' folded models combined as :func:`dltoolkit.deploy.ensemble.combine` does."""
 
-    def __init__(self, ensemble: Ensemble) -> None:
+    def __init__(self, ensemble: Ensemble, layout: InputLayout | None = None) -> None:
         super().__init__()
-        columns = ensemble.feature_columns
-        self.members = nn.ModuleList([FoldedModel(m, columns) for m in ensemble.members])
+        columns = list(layout.numeric) if layout is not None else ensemble.feature_columns
+        self.members = nn.ModuleList([FoldedModel(m, columns, layout) for m in ensemble.members])
         self.weights = [w / sum(ensemble.weights) for w in ensemble.weights]
         self.vote = ensemble.method == "vote"
         self.regression = ensemble.kind == "regression"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, encoded: torch.Tensor | None = None) -> torch.Tensor:
         total = None
         for weight, member in zip(self.weights, self.members, strict=True):
-            out = member(x).to(torch.float64)
+            out = member(x, encoded).to(torch.float64)
             if self.vote:
                 out = nn.functional.one_hot(out.argmax(1), out.shape[1]).to(torch.float64)
             total = weight * out if total is None else total + weight * out
         return total if self.regression else total.to(torch.float32)
 
 
-def fold(model: Predictor | Ensemble) -> nn.Module:
-    """The torch module computing ``model``'s outputs from raw float32 features."""
-    return FoldedEnsemble(model) if isinstance(model, Ensemble) else FoldedModel(model)
+def fold(model: Predictor | Ensemble, layout: InputLayout | None = None) -> nn.Module:
+    """The torch module computing ``model``'s outputs from its raw inputs as ``layout`` lays them out.
+
+    ``layout`` defaults to the model's own; a numeric-only model takes the raw float32 features alone.
+    """
+    layout = layout if layout is not None else InputLayout.of(model)
+    if layout.numeric_only:
+        layout = None
+    if isinstance(model, Ensemble):
+        return FoldedEnsemble(model, layout)
+    columns = list(layout.numeric) if layout is not None else None
+    return FoldedModel(model, columns, layout)
 
 
-def _require_numeric(predictor: Predictor) -> None:
-    pre = predictor.preprocessor
-    if pre.linear_params() is None:
-        other = [p["name"] for p in pre.columns_ if p["kind"] != "numeric"] or pre.feature_columns_
-        raise ExportError(
-            message(
-                "Export supports numeric features only",
-                f"non-numeric input column(s) {other}",
-                "a model whose inputs are all numeric columns (no categorical, one-hot or text inputs)",
-                "Serve this model with `dltoolkit serve`, which takes any input the bundle takes.",
-            )
-        )
-
-
-# ---------------------------------------------------------------------- export
-def example_rows(x: np.ndarray) -> torch.Tensor:
-    """A few rows to trace with (at least 2, so that the batch size stays symbolic)."""
-    rows = x[: min(len(x), 4)]
-    rows = np.concatenate([rows, rows])[: max(2, len(rows))] if len(rows) < 2 else rows
-    return torch.from_numpy(np.nan_to_num(rows))
-
-
-def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
-
-    batch = torch.export.Dim("batch")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                module,
-                (example,),
-                dynamo=True,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: batch},),
-                verbose=False,
-            )
-        program.save(str(path))
-    except Exception as e:  # the exporter's own errors are many and undocumented
-        raise ExportError(f"The ONNX exporter failed: {type(e).__name__}: {e}") from e
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda x: session.run(None, {INPUT_NAME: x})[0]
-
-
-def _write_torchscript(
-    module: nn.Module, example: torch.Tensor, path: Path
-) -> Callable[[np.ndarray], np.ndarray]:
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(module, (example,), check_trace=False)
-            torch.jit.save(traced, str(path))
-    except Exception as e:
-        raise ExportError(f"TorchScript tracing failed: {type(e).__name__}: {e}") from e
-    loaded = torch.jit.load(str(path))
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return loaded(torch.from_numpy(np.array(x, dtype=np.float32))).numpy()
-
-    return run
-
-
-WRITERS = {"onnx": _write_onnx, "torchscript": _write_torchscript}
+def example_inputs(layout: InputLayout, rows: pd.DataFrame) -> tuple[torch.Tensor, ...]:
+    """The folded module's inputs for a few of ``rows`` to trace with (at least 2 rows, so that the
+    batch size stays symbolic): features (NaN as 0), the categorical codes, or the token ids."""
+    head = rows.head(4) if len(rows) >= 2 else rows.iloc[[0] * 2]
+    if layout.texts:
+        return (torch.from_numpy(layout.token_ids(head)),)
+    features = torch.from_numpy(np.nan_to_num(layout.features(head)))
+    if layout.numeric_only:
+        return (features,)
+    return features, torch.from_numpy(layout.encoded(head))

@@ -20,7 +20,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     path, diff, rows = export_checked(
         args.model, args.format, out=args.out, tolerance=args.tolerance, data=args.data
     )
-    print(f"wrote {path} ({args.format}); max difference vs the bundle on {rows} test rows: {diff:.3g}")
+    print(f"wrote {path} ({args.format}); max difference vs the bundle on {rows} checked rows: {diff:.3g}")
     return 0
 
 

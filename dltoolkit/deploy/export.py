@@ -1,23 +1,45 @@
 """Export a model or an ensemble, preprocessing included, to ONNX or TorchScript, verified.
 
-The exported graph takes the raw numeric features in the original column order as float32
-``(n, n_features)`` (NaN where a value is missing) and does everything a bundle does: imputation,
-scaling (in float64, as the bundle does), reshaping, the network, then softmax / sigmoid into
-class probabilities ``(n, C)`` or the inverse target scaling into values ``(n,)`` (float64) in the
-target's original units. It needs neither dltoolkit nor the training code.
+The exported file takes the raw columns and does everything a bundle does: imputation, scaling
+(in float64, as the bundle does), one-hot / ordinal codes of categories, tokenisation of a text,
+reshaping, the network, then softmax / sigmoid into class probabilities ``(n, C)`` float32 (in the
+order of ``classes``) or the inverse target scaling into values ``(n,)`` float64 in the target's
+original units (output ``output``). It needs neither dltoolkit nor the training code. Inputs:
+
+* numeric columns only: ONNX input ``features``, float32 ``(n, columns)``; TorchScript
+  ``model(features)``;
+* with categorical columns: ONNX inputs ``features`` (the numeric columns in input-column order;
+  absent when there are none) and one string tensor ``(n,)`` per categorical column, named after
+  it; TorchScript ``model(features, {"color": ["red", None, ...], ...})``: a float32 tensor
+  (``(n, 0)`` without numeric columns) and one list of strings per categorical column;
+* a text column: TorchScript ``model(["a text", ...])`` (tokenised inside); ONNX refuses it with
+  an :class:`ExportError` pointing to TorchScript.
+
+A missing number is NaN; a missing category is the empty string (or None in TorchScript; an
+empty CSV field is missing for the bundle too) and is imputed as the bundle imputes it; a category
+not seen in training encodes as all zeros (or -1 for ordinal codes), as in the bundle. A category
+is given as its text (``1.0`` as ``"1"``). The exported file says all this: the ONNX model's ``doc_string`` and its metadata property
+``dltoolkit`` (JSON: inputs with their columns and categories, the output with its classes), the
+TorchScript file's extra file ``dltoolkit.json``.
 
 Export verifies itself: the exported file is run with ONNX Runtime (or loaded back with
-``torch.jit.load``) on the test split and compared with the bundle's own outputs; a difference
-above the tolerance fails the export, which then writes nothing.
+``torch.jit.load``) on the test rows the bundle carries (for categorical and text inputs also on
+rows with missing values, unseen categories and unusual texts) and compared with the bundle's own
+outputs; a difference above the tolerance fails the export, which then writes nothing.
 
 Example:
     >>> export("runs/wine/model", "onnx", out="wine.onnx")   # doctest: +SKIP
     PosixPath('wine.onnx')
+    >>> import onnxruntime as ort                             # doctest: +SKIP
+    >>> session = ort.InferenceSession("mixed.onnx")          # doctest: +SKIP
+    >>> session.run(None, {"features": np.array([[0.5, np.nan]], np.float32),
+    ...                    "color": np.array(["red"], object)})[0]  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +48,11 @@ import numpy as np
 from dltoolkit._extras import require
 from dltoolkit._files import atomic_path
 from dltoolkit._quiet import quiet_libraries
-from dltoolkit.errors import DataError, DLToolkitError, message, unknown
+from dltoolkit.errors import DLToolkitError, message, unknown
 
 if TYPE_CHECKING:  # torch, pandas and the bundle load when an export runs
+    import pandas as pd
+
     from dltoolkit.bundle import Predictor
     from dltoolkit.deploy.ensemble import Ensemble
 
@@ -51,6 +75,8 @@ def export(
 ) -> Path:
     """Export ``model`` (a bundle path, Predictor or Ensemble) with its preprocessing; verify; write ``out``.
 
+    The file's inputs are described in this module's docstring and inside the file itself.
+
     Args:
         model: A model or ensemble bundle directory, a Predictor or an Ensemble.
         format: ``"onnx"`` (run with ONNX Runtime) or ``"torchscript"`` (``torch.jit.load``).
@@ -61,7 +87,8 @@ def export(
             before bundles carried them when the spec's source is ``"frame"`` or gone.
 
     Raises:
-        ExportError: non-numeric inputs, an exporter failure, or outputs off by more than ``tolerance``.
+        ExportError: inputs the format cannot take (a text column in ONNX, a date column), an
+            exporter failure, or outputs off by more than ``tolerance``.
     """
     path, _, _ = export_checked(model, format, out=out, tolerance=tolerance, data=data)
     return path
@@ -77,7 +104,6 @@ def export_checked(
 ) -> tuple[Path, float, int]:
     """As :func:`export`, also returning the largest difference found and the number of rows checked."""
     from dltoolkit.bundle import Predictor, load
-    from dltoolkit.deploy._folded import WRITERS, example_rows, fold
     from dltoolkit.deploy.ensemble import Ensemble
 
     if format not in FORMATS:
@@ -85,31 +111,73 @@ def export_checked(
     if format == "onnx":
         require("export", "ONNX export (dltoolkit export --format onnx)")
     model = model if isinstance(model, Predictor | Ensemble) else load(model)
-    module = fold(model).eval()
-    x = test_features(model, data)
+    layout, module = _folded(model, format)
+    rows = verification_rows(model, layout, data)
+    description = layout.describe(model, format)
     out = Path(out)
     with atomic_path(out) as tmp:  # only a verified export is renamed into place
         with quiet_libraries():  # the exporter's "torchvision is not installed" lines
-            run = WRITERS[format](module, example_rows(x), tmp)
-        got, want = run(x), reference_output(model, x)
+            run = _writer(format)(module, layout, rows, tmp, description)
+        got, want = run(rows), reference_output(model, rows)
         diff = max_difference(got, want)
         if not diff <= tolerance:
             absolute = float(np.abs(np.asarray(got, float) - want).max()) if got.shape == want.shape else diff
             raise ExportError(
                 message(
                     f"The {format} export does not reproduce the bundle's outputs on the test split "
-                    f"({len(x)} rows): max difference {absolute:.6g}",
+                    f"{'' if layout.numeric_only else 'and rows with gaps and unseen values '}"
+                    f"({len(rows)} rows): max difference {absolute:.6g}",
                     f"max |exported - bundle| / max(1, |bundle|) = {diff:.6g}",
                     f"at most {tolerance:g}",
                     "Nothing was written. Check the model for code that tracing cannot capture "
                     "(Python control flow on values or sizes).",
                 )
             )
-    return out, diff, len(x)
+    return out, diff, len(rows)
 
 
-def test_features(model: Predictor | Ensemble, data: Any = None) -> np.ndarray:
-    """The raw test rows to verify an export on (float32, original column order).
+def _folded(model: Predictor | Ensemble, format: str) -> tuple[Any, Any]:
+    """The model's input layout and its folded torch module (refusing what cannot be exported)."""
+    from dltoolkit.deploy._folded import fold
+    from dltoolkit.deploy._inputs import InputLayout
+
+    layout = InputLayout.of(model)
+    if layout.texts and format == "onnx":
+        raise ExportError(
+            message(
+                "ONNX export does not support text inputs",
+                f"text column {layout.texts[0].column!r}",
+                "numeric and categorical input columns (standard ONNX has no op for dltoolkit's "
+                "tokenisation: Unicode word and punctuation tokens, lowercasing, the vocabulary)",
+                "Export it to TorchScript instead (format='torchscript', or "
+                "`dltoolkit export MODEL --format torchscript`): its scripted module tokenises the texts.",
+            )
+        )
+    clash = {INPUT_NAME, OUTPUT_NAME} & set(layout.categorical)
+    if clash:
+        raise ExportError(
+            message(
+                "A categorical column has the name of an exported model's input or output",
+                sorted(clash),
+                f"categorical columns not named {INPUT_NAME!r} or {OUTPUT_NAME!r}",
+                "Rename the column in the data and train again.",
+            )
+        )
+    return layout, fold(model, layout).eval()
+
+
+def _writer(format: str) -> Any:
+    if format == "onnx":
+        from dltoolkit.deploy._onnx import write_onnx
+
+        return write_onnx
+    from dltoolkit.deploy._scripted import write_torchscript
+
+    return write_torchscript
+
+
+def rows_to_verify(model: Predictor | Ensemble, data: Any = None) -> pd.DataFrame:
+    """The raw test rows to verify an export on (the model's input columns, values checked).
 
     The rows the bundle carries (``examples.json``, written by ``run`` and sweeps) unless ``data``
     is given; with ``data``, or for a bundle without them, the test split ``prepare`` draws for the
@@ -128,13 +196,18 @@ def test_features(model: Predictor | Ensemble, data: Any = None) -> np.ndarray:
     from dltoolkit.data._columns import require_columns
 
     require_columns([str(c) for c in frame.columns], model.feature_columns, "the rows to verify on")
-    frame = frame[model.feature_columns]
-    try:
-        return frame.to_numpy(dtype=np.float32, na_value=np.nan)
-    except (TypeError, ValueError) as e:
-        raise DataError(
-            message("Non-numeric test features", list(frame.dtypes.astype(str)), "numbers")
-        ) from e
+    frame, _ = model.check_inputs(frame[model.feature_columns].reset_index(drop=True))
+    return frame
+
+
+def verification_rows(model: Predictor | Ensemble, layout: Any, data: Any = None) -> pd.DataFrame:
+    """The rows an export is checked on: the test rows, their numbers as float32 sees them, and for a
+    model with categorical or text inputs extra rows with missing values and unseen categories."""
+    rows = rows_to_verify(model, data)
+    if layout.numeric:  # the exported model reads float32: compare on the same values
+        rows[list(layout.numeric)] = layout.features(rows).astype(np.float64)
+    nullable = {c.name for c in model.input_schema if c.nullable}
+    return layout.probe_rows(rows, nullable)
 
 
 def _examples(model: Predictor | Ensemble) -> Any:
@@ -142,14 +215,22 @@ def _examples(model: Predictor | Ensemble) -> Any:
     return getattr(members[0], "examples", None)
 
 
-def reference_output(model: Predictor | Ensemble, x: np.ndarray) -> np.ndarray:
-    """The bundle's outputs on ``x``: probabilities, or predictions in original units."""
+def reference_output(model: Predictor | Ensemble, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """The bundle's outputs on raw rows: probabilities, or predictions in original units.
+
+    Unseen categories are expected here (the verification rows hold some): no warning about them.
+    """
     import pandas as pd
 
-    rows = pd.DataFrame(x.astype(np.float64), columns=model.feature_columns)
-    if model.classes is not None:
-        return model.predict_proba(rows)
-    return model.predict(rows)
+    from dltoolkit.data._rows import InputWarning
+
+    if isinstance(rows, np.ndarray):
+        rows = pd.DataFrame(rows.astype(np.float64), columns=model.feature_columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)
+        if model.classes is not None:
+            return model.predict_proba(rows)
+        return model.predict(rows)
 
 
 def max_difference(got: np.ndarray, want: np.ndarray) -> float:

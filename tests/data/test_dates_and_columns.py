@@ -120,7 +120,7 @@ def test_date_state_round_trips_through_a_bundle_and_predicts_from_raw_rows(tmp_
     rows = pd.read_csv(source).drop(columns=["weather"]).iloc[:5]
     loaded = load(result.bundle)
     assert loaded.predict_proba(rows) == pytest.approx(result.predictor.predict_proba(rows))
-    with pytest.raises(ExportError, match=r"numeric features only.*'date'"):
+    with pytest.raises(ExportError, match=r"does not support date columns.*'date'"):
         export(result.bundle, "torchscript", out=tmp_path / "m.pt")
 
 

@@ -91,10 +91,16 @@ def test_export_fails_with_the_difference_and_writes_nothing(diabetes, tmp_path)
     assert list(tmp_path.iterdir()) == []  # not even a temporary file
 
 
-def test_export_refuses_non_numeric_inputs(mixed_bundle, tmp_path):
-    with pytest.raises(ExportError, match=r"numeric features only.*'color'"):
-        export(mixed_bundle, "onnx", out=tmp_path / "mixed.onnx")
-    assert list(tmp_path.iterdir()) == []
+def test_mixed_model_exports_with_a_string_input(mixed_bundle, tmp_path):
+    """Numeric columns with and without imputation next to a categorical one (refused before)."""
+    model = load(mixed_bundle)
+    out = export(mixed_bundle, "onnx", out=tmp_path / "mixed.onnx")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["features", "color"]
+    rows = model.examples[model.feature_columns].head(8).copy()
+    rows[["a", "b"]] = rows[["a", "b"]].astype(np.float32).astype(np.float64)  # as the file reads them
+    feeds = {"features": rows[["a", "b"]].to_numpy(np.float32), "color": rows["color"].to_numpy(object)}
+    assert max_difference(session.run(None, feeds)[0], model.predict_proba(rows)) <= 1e-5
 
 
 def test_unknown_format_lists_the_formats(wine_bundle, tmp_path):
