@@ -87,7 +87,21 @@ def check(spec: Spec, data: Any = None) -> Checked:
     prepared = prepare(spec, data)
     graph = graph_for(spec, prepared.preprocessor, prepared.n_outputs)
     make_augment(spec.preprocess.augment, prepared.input_shape)
+    _check_backbone_lr(spec, graph)
     return Checked(spec, prepared, graph)
+
+
+def _check_backbone_lr(spec: Spec, graph: Graph) -> None:
+    """``train.optimizer.backbone_lr`` set on a graph without a backbone node would be ignored: an error."""
+    if spec.train.optimizer.backbone_lr is not None and not any(n.op == "backbone" for n in graph.nodes):
+        raise SpecError(
+            message(
+                "train.optimizer.backbone_lr is set but the graph has no backbone node",
+                spec.train.optimizer.backbone_lr,
+                "a graph with a node of op backbone, or no backbone_lr",
+                "Remove train.optimizer.backbone_lr (train.optimizer.lr applies to every node).",
+            )
+        )
 
 
 @dataclass

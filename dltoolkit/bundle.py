@@ -193,15 +193,19 @@ def _read_csv_rows(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def graph_for(spec: Spec, preprocessor: Preprocessor, n_outputs: int) -> Graph:
-    """The graph of ``spec`` sized for this preprocessing's input."""
+def graph_for(spec: Spec, preprocessor: Preprocessor, n_outputs: int, pretrained: bool = True) -> Graph:
+    """The graph of ``spec`` sized for this preprocessing's input.
+
+    ``pretrained=False`` builds backbone nodes without reading their weights files: for a model
+    whose trained weights are loaded next (a bundle needs no pretrained file to predict).
+    """
     vocab = preprocessor.vocab_
     return Graph(
         spec.graph,
         preprocessor.input_shape,
         preprocessor.input_dtype,
         n_outputs,
-        {"vocab_size": len(vocab) if vocab else None},
+        {"vocab_size": len(vocab) if vocab else None, "pretrained": pretrained},
     )
 
 
@@ -333,7 +337,7 @@ def load(path: str | os.PathLike) -> Predictor | Ensemble:
                 "Write the bundle again (dltoolkit run) or copy it again.",
             )
         ) from None
-    model = graph_for(spec, pre, target.n_outputs).compile()
+    model = graph_for(spec, pre, target.n_outputs, pretrained=False).compile()
     _read_weights(path, model)
     metrics = _read_json(path / "metrics.json")
     return Predictor(spec, pre, target, model, metrics, path, _read_examples(path / EXAMPLES))

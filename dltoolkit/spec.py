@@ -174,6 +174,9 @@ class GraphSpec(_Section):
 class OptimizerSpec(_Section):
     name: str = "adam"  # sgd, adam, adamw, rmsprop
     lr: float = Field(1e-3, gt=0.0)
+    # learning rate of the graph's backbone nodes (pretrained features); default: lr. Fine-tuning
+    # usually gives them a tenth of lr or less
+    backbone_lr: float | None = Field(None, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)  # sgd and rmsprop
     nesterov: bool = False  # sgd

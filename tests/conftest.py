@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import dltoolkit  # noqa: F401  (first: its finder lets Lightning's and torchmetrics' torchvision import work)
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 

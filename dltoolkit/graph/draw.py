@@ -50,10 +50,12 @@ def draw_graph(graph: Graph, ax=None):
                 color="#a33",
                 va="center",
             )
-    labels = {"input": ("input", "")} | {n.name: (n.name, n.op) for n in graph.nodes}
+    labels = {"input": ("input", "", "")} | {n.name: (n.name, n.op, n.note) for n in graph.nodes}
     for name, (x, y) in pos.items():
-        title, op = labels[name]
+        title, op, note = labels[name]
         text = title if not op or op == title else f"{title}\n{op}"
+        if note:  # a backbone: its architecture, weights and frozen stages
+            text += "\n" + note.replace(" · ", "\n", 1)
         ax.text(
             x,
             y,
@@ -71,5 +73,8 @@ def draw_graph(graph: Graph, ax=None):
     ax.set_xlim(min(xs) - 1, max(xs) + 1)
     ax.set_ylim(-depth, 0.5)
     ax.axis("off")
-    ax.set_title(f"{graph.total_params:,} parameters · {graph.total_flops:,} FLOPs/sample", fontsize=9)
+    params = f"{graph.total_params:,} parameters"
+    if graph.trainable_params != graph.total_params:
+        params += f" ({graph.trainable_params:,} trainable)"
+    ax.set_title(f"{params} · {graph.total_flops:,} FLOPs/sample", fontsize=9)
     return fig

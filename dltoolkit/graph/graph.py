@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dltoolkit.errors import GraphError, SpecError, closest, message
+from dltoolkit.errors import DLToolkitError, GraphError, SpecError, closest, message
 from dltoolkit.graph.layers import LAYERS, MERGES, Shape, ShapeMismatch
 from dltoolkit.spec import GraphSpec, NodeSpec
 
@@ -55,7 +55,9 @@ class NodeInfo:
     """What building one node found: its wiring, shapes and costs (per sample).
 
     ``flops`` is counted when first asked for (torch's FlopCounterMode costs about a second the
-    first time a process uses it; building a trial's graph does not need the count).
+    first time a process uses it; building a trial's graph does not need the count). ``note`` and
+    ``details`` are what the node's module says of itself (a backbone: its architecture, weights,
+    frozen stages; in ``details`` also the stage names and the weights' recommended preprocessing).
     """
 
     name: str
@@ -66,6 +68,11 @@ class NodeInfo:
     params: int
     counted: int | Callable[[], int]  # the FLOPs, or how to count them
     attrs: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    trainable: int | None = None  # parameters that train from the start (None: all of them)
+    details: dict[str, Any] = field(
+        default_factory=dict
+    )  # a backbone's: arch, stages, weights' preprocessing
 
     @property
     def flops(self) -> int:
@@ -183,6 +190,9 @@ class Graph:
                     params,
                     flops,
                     node.attrs,
+                    str(getattr(module, "note", "")),
+                    sum(p.numel() for p in module.parameters() if p.requires_grad),
+                    module.details() if hasattr(module, "details") else {},
                 )
             )
             self._layers[node.name] = module
@@ -241,6 +251,8 @@ class Graph:
                     f"Node {node.name!r} ({node.op}) does not fit its input "
                     f"{_shapes_text(names, shapes)}: {e}."
                 ) from None
+            except DLToolkitError as e:  # a bad attribute value, a missing weights file...
+                raise type(e)(f"Node {node.name!r} ({node.op}): {e}") from None
             except (RuntimeError, ValueError, TypeError, IndexError) as e:
                 raise GraphError(
                     f"Node {node.name!r} ({node.op}) failed on input {_shapes_text(names, shapes)}: "
@@ -384,6 +396,11 @@ class Graph:
         return sum(n.params for n in self._used())
 
     @property
+    def trainable_params(self) -> int:
+        """Parameters of the used nodes that train from the first epoch (a frozen backbone's do not)."""
+        return sum(n.params if n.trainable is None else n.trainable for n in self._used())
+
+    @property
     def total_flops(self) -> int:
         """Multiply-accumulates counted as 2 FLOPs, per sample, from torch's FlopCounterMode."""
         return sum(n.flops for n in self._used())
@@ -401,8 +418,8 @@ class Graph:
         return GraphModule(layers, wiring, clone.output, clone._head)
 
     def summary(self):
-        """A pandas table: one row per node (shapes, parameters, FLOPs, a note on unused nodes) and
-        a total row (the nodes that feed the output)."""
+        """A pandas table: one row per node (shapes, parameters, those that train from the start,
+        FLOPs, a note: unused, or what a backbone is) and a total row (the nodes that feed the output)."""
         import pandas as pd
 
         dead = set(self.unused)
@@ -413,8 +430,9 @@ class Graph:
                 "inputs": ", ".join(n.inputs),
                 "output_shape": str(n.out_shape),
                 "params": n.params,
+                "trainable": n.params if n.trainable is None else n.trainable,
                 "flops": n.flops,
-                "note": "unused" if n.name in dead else "",
+                "note": "; ".join(t for t in ("unused" if n.name in dead else "", n.note) if t),
             }
             for n in self.nodes
         ]
@@ -425,6 +443,7 @@ class Graph:
                 "inputs": "",
                 "output_shape": str(self.output_shape),
                 "params": self.total_params,
+                "trainable": self.trainable_params,
                 "flops": self.total_flops,
                 "note": f"{len(dead)} unused node(s) not counted" if dead else "",
             }

@@ -305,3 +305,28 @@ def concat(in_shapes, ctx, axis: int = -1) -> nn.Module:
 
 
 MERGES = {"add", "concat"}
+
+
+# --------------------------------------------------------------------------- pretrained backbones
+@LAYERS.register("backbone")
+def backbone(
+    in_shapes,
+    ctx,
+    arch: str,
+    weights: str | None = None,
+    freeze: str = "none",
+    unfreeze_after: int | None = None,
+) -> nn.Module:
+    """A torchvision architecture without its classifier: images (3, H, W) to (features,).
+
+    ``weights``: a local state-dict file or a torchvision weights name found in the torch hub cache
+    (never downloaded); ``freeze``: all, none, or the last stage to freeze; ``unfreeze_after``: epochs
+    before every stage trains. See :mod:`dltoolkit.graph.backbones`.
+    """
+    from dltoolkit.graph import backbones
+
+    if len(in_shapes) != 1:
+        raise ShapeMismatch(f"takes exactly one input; received {len(in_shapes)} inputs")
+    return backbones.build(
+        tuple(in_shapes[0]), str(arch), weights, str(freeze), unfreeze_after, ctx.get("pretrained", True)
+    )

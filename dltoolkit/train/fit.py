@@ -24,6 +24,7 @@ from dltoolkit._quiet import quiet_libraries
 from dltoolkit.errors import TrainingError
 from dltoolkit.graph import Graph, GraphModule
 from dltoolkit.spec import Spec
+from dltoolkit.train.finetune import finetune_callbacks
 from dltoolkit.train.module import TaskModule
 
 
@@ -225,7 +226,7 @@ def fit(
         enable_version_counter=False,
     )
     history = History(listeners)
-    callbacks: list[Callback] = [history, ckpt, *extra_callbacks]
+    callbacks: list[Callback] = [history, ckpt, *finetune_callbacks(module.model), *extra_callbacks]
     early = None
     if spec.train.early_stopping:
         early = EarlyStopping(monitor=monitor, mode=mode, patience=spec.train.early_stopping)

@@ -50,8 +50,29 @@ def _rmsprop(s: OptimizerSpec, params):
 
 
 def make_optimizer(spec: OptimizerSpec, params: Iterable) -> torch.optim.Optimizer:
-    """The optimizer named by ``spec.name`` over ``params``."""
-    return OPTIMIZERS.get(spec.name)(spec, params)
+    """The optimizer named by ``spec.name`` over ``params``, in :func:`param_groups`."""
+    return OPTIMIZERS.get(spec.name)(spec, param_groups(spec, params))
+
+
+def param_groups(spec: OptimizerSpec, params: Iterable) -> list:
+    """``params`` as they go to the optimizer: one list, or, when some belong to a backbone node, two
+    groups: ``head`` (every other parameter, at ``spec.lr``; first, so it is the ``lr`` a run logs)
+    and ``backbone`` (at ``spec.backbone_lr``, default ``spec.lr``).
+
+    Frozen parameters stay in their group: they get no gradient, so the optimizer leaves them
+    alone (weight decay included) until they are unfrozen.
+    """
+    from dltoolkit.graph.backbones import GROUP_ATTR
+
+    params = list(params)
+    if not params or isinstance(params[0], dict):
+        return params  # the caller's own groups
+    backbone = [p for p in params if getattr(p, GROUP_ATTR, None) == "backbone"]
+    if not backbone:
+        return params
+    rest = [p for p in params if getattr(p, GROUP_ATTR, None) != "backbone"]
+    groups = [{"params": rest, "name": "head"}] if rest else []
+    return groups + [{"params": backbone, "lr": spec.backbone_lr or spec.lr, "name": "backbone"}]
 
 
 # Each schedule returns (scheduler, interval) where interval is "epoch" or "step".

@@ -41,6 +41,7 @@ from dltoolkit.bundle import Predictor, graph_for
 from dltoolkit.data import Preprocessor, make_augment
 from dltoolkit.errors import DLToolkitError, SpecError, TrainingError, message
 from dltoolkit.spec import Spec
+from dltoolkit.train.finetune import finetune_callbacks
 from dltoolkit.train.fit import FitResult, History, TensorBatches, make_trainer, module_options
 from dltoolkit.train.module import TaskModule
 from dltoolkit.tune._ray import start_ray
@@ -297,7 +298,7 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     val = TensorBatches(tensors["x_val"], tensors["y_val"], max(1, len(tensors["x_val"])))
     monitor, mode = spec.task.monitor_metric()
     history, best = History(), _KeepBest(monitor, mode)
-    callbacks: list[Callback] = [history, _ReportEpoch(history), best]
+    callbacks: list[Callback] = [history, _ReportEpoch(history), best, *finetune_callbacks(module.model)]
     early = None
     if spec.train.early_stopping:
         early = EarlyStopping(monitor=monitor, mode=mode, patience=spec.train.early_stopping)

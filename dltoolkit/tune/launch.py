@@ -344,7 +344,7 @@ def top_predictors(runner: Sweep, k: int) -> list[tuple[Any, dict, Any]]:
         if state is None or state.get("best") is None:
             continue
         d, spec = runner.data, runner.trial_spec.with_values(rec.config)
-        model = graph_for(spec, d.preprocessor, d.n_outputs).compile()
+        model = graph_for(spec, d.preprocessor, d.n_outputs, pretrained=False).compile()
         model.load_state_dict(state["best"]["weights"])
         predictor = Predictor(spec, d.preprocessor, d.target, model, examples=d.raw_test)
         test_metrics(predictor, d)

@@ -81,6 +81,7 @@ function render({ model, el: root }) {
       const sub = el("text", { x: W / 2, y: 35, "text-anchor": "middle", "font-size": 11,
                                fill: n.unused ? "#999" : "#555" }, g);
       sub.textContent = n.unused ? `${n.op} · unused` : n.op ? `${n.op} · ${n.params}` : n.shape;
+      if (n.note) el("title", {}, g).textContent = n.note;  // a backbone: architecture, weights, frozen
       g.style.cursor = n.name === "input" ? "default" : "pointer";
       g.addEventListener("mousedown", ev => {
         drag = { name: n.name, x: ev.clientX, y: ev.clientY };
@@ -130,7 +131,8 @@ class GraphCanvas(anywidget.AnyWidget):
     """The interactive graph picture (see the module's docstring).
 
     Attributes:
-        nodes: ``[{name, op, params, shape, x, y, unused, error}]`` with layer ``y`` and slot ``x``.
+        nodes: ``[{name, op, params, shape, x, y, unused, error, note}]`` with layer ``y`` and slot
+            ``x``; ``note`` is what a backbone says of itself (shown on hover), "" for other nodes.
         edges: ``[{source, target, shape}]``, each labelled with the shape that flows along it.
         selected: the selected node's name ("" for none); the browser sets it on a click.
         on_connect, on_delete: called with ``(source, target)`` / ``name`` when the user drags an
@@ -160,19 +162,20 @@ class GraphCanvas(anywidget.AnyWidget):
         dead = set(graph.unused)
         shapes = {"input": tuple(graph.input_shape)} | {n.name: tuple(n.out_shape) for n in graph.nodes}
         nodes = [{"name": "input", "op": "", "params": "", "shape": str(shapes["input"]),
-                  "x": pos["input"][0] - xs[0], "y": 0, "unused": False, "error": False}]  # fmt: skip
+                  "x": pos["input"][0] - xs[0], "y": 0, "unused": False, "error": False, "note": ""}]  # fmt: skip
         for n in graph.nodes:
             x, y = pos[n.name]
             nodes.append(
                 {
                     "name": n.name,
-                    "op": n.op,
+                    "op": n.op if not n.note else f"{n.op} {n.note.split(' · ')[0]}",
                     "params": f"{n.params:,} params",
                     "shape": str(shapes[n.name]),
                     "x": x - xs[0],
                     "y": -y,
                     "unused": n.name in dead,
                     "error": n.name == error_node,
+                    "note": n.note,
                 }
             )
         edges = [
