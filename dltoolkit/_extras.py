@@ -11,6 +11,7 @@ notebook ipywidgets, anywidget, ipython, jupyterlab ``dltoolkit.studio``, the pa
 serve    fastapi, uvicorn                           ``dltoolkit serve``, ``create_app``
 export   onnx, onnxruntime, onnxscript              ``dltoolkit export --format onnx``
 vision   torchvision                                image sources, transforms and pretrained backbones
+text     tokenizers                                 ``preprocess.text.tokenizer: bpe``
 ======== ========================================== ==========================================================
 
 ``pip install 'dltoolkit[all]'`` installs every extra.
@@ -31,6 +32,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {  # extra -> the modules it provides
     "serve": ("fastapi", "uvicorn"),
     "export": ("onnx", "onnxruntime", "onnxscript"),
     "vision": ("torchvision",),
+    "text": ("tokenizers",),
 }
 
 

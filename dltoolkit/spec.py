@@ -114,8 +114,12 @@ class AugmentSpec(_Section):
 
 class TextSpec(_Section):
     column: str = "text"  # the text column
-    tokenizer: Literal["word", "char"] = "word"
-    vocab_size: int = Field(2000, ge=4)  # including <pad> and <unk>
+    # word | char: a vocabulary of the most frequent words or characters; bpe: a subword
+    # tokenizer (Hugging Face tokenizers, the text extra) trained on the training split, so an
+    # unseen word becomes known pieces instead of <unk>. (No wordpiece: its trainer gives another
+    # vocabulary from run to run, huggingface/tokenizers#1794.)
+    tokenizer: Literal["word", "char", "bpe"] = "word"
+    vocab_size: int = Field(2000, ge=4)  # including <pad> and <unk> (subword: at most this many)
     max_len: int = Field(32, ge=1)  # sequences are padded / cut to this many tokens
     lowercase: bool = True
 

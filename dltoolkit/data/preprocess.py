@@ -41,7 +41,8 @@ from dltoolkit.spec import ColumnSpec, PreprocessSpec, Spec
 
 STATE_VERSION = 1  # the state written when every column is numeric, categorical or text
 DATE_STATE_VERSION = 2  # the state written with date columns (older dltoolkit cannot read them)
-READABLE_STATES = (STATE_VERSION, DATE_STATE_VERSION)
+SUBWORD_STATE_VERSION = 3  # the state written with a trained subword tokenizer
+READABLE_STATES = (STATE_VERSION, DATE_STATE_VERSION, SUBWORD_STATE_VERSION)
 
 
 class Preprocessor:
@@ -53,7 +54,9 @@ class Preprocessor:
             non-numeric columns are categorical too.
 
     Fitted attributes: ``feature_columns_`` (raw columns expected, in order), ``columns_`` (one
-    plain dict per numeric/categorical/date column), ``vocab_`` (text only), ``output_names_`` (one
+    plain dict per numeric/categorical/date column), ``vocab_`` (text only), ``tokenizer_`` (a
+    trained subword tokenizer's JSON object, Hugging Face's ``tokenizer.json``; None for word and
+    char tokens and for tabular data), ``output_names_`` (one
     name per output feature before reshaping), ``warnings_`` (sentences about ID-like and
     high-cardinality columns, also issued as :class:`~dltoolkit.errors.DataWarning`).
     """
@@ -84,7 +87,12 @@ class Preprocessor:
         check_names([str(c) for c in X.columns], [column], "preprocess.text.column")
         self.feature_columns_ = [column]
         self.columns_: list[dict[str, Any]] = []
-        self.vocab_: list[str] | None = _text.build_vocab(X[column], self.config.text)
+        self.tokenizer_: dict[str, Any] | None = None
+        if _text.is_subword(self.config.text):
+            self.tokenizer_ = _text.train_subword(X[column], self.config.text)
+            self.vocab_: list[str] | None = _text.subword_vocab(self.tokenizer_)
+        else:
+            self.vocab_ = _text.build_vocab(X[column], self.config.text)
         self.output_names_ = [f"token{i}" for i in range(self.config.text.max_len)]
         self.warnings_: list[str] = []
 
@@ -92,7 +100,7 @@ class Preprocessor:
         kinds = column_kinds(X, self.config, self.categorical)
         self.feature_columns_ = list(kinds)
         self.columns_ = [self._fit_column(X[c], c, kind) for c, kind in kinds.items()]
-        self.vocab_ = None
+        self.vocab_, self.tokenizer_ = None, None
         self.output_names_ = [name for plan in self.columns_ for name in _output_names(plan)]
         self.warnings_ = column_warnings(X, kinds)
         for text in self.warnings_:
@@ -151,12 +159,25 @@ class Preprocessor:
         """
         self._require_fitted()
         X = self.frame(X)
-        if self.vocab_ is not None:
+        if self.tokenizer_ is not None:
+            out = _text.encode_subword(X[self.feature_columns_[0]], self._subword(), self.config.text)
+        elif self.vocab_ is not None:
             out = _text.encode(X[self.feature_columns_[0]], self.vocab_, self.config.text)
         else:
             blocks = [_transform_column(X[plan["name"]], plan) for plan in self.columns_]
             out = np.concatenate(blocks, axis=1).astype(np.float32)
         return out.reshape(len(X), *self.input_shape)
+
+    def _subword(self):
+        """The ``tokenizers.Tokenizer`` of ``tokenizer_``, built once per preprocessor."""
+        cached = self.__dict__.get("_tokenizer")
+        if cached is None or cached[0] is not self.tokenizer_:
+            cached = (self.tokenizer_, _text.load_subword(self.tokenizer_))
+            self._tokenizer = cached
+        return cached[1]
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled to workers: the Rust tokenizer is rebuilt there
+        return {k: v for k, v in self.__dict__.items() if k != "_tokenizer"}
 
     def fit_transform(self, X: pd.DataFrame) -> np.ndarray:
         """``fit(X)`` then ``transform(X)``."""
@@ -198,7 +219,7 @@ class Preprocessor:
     def to_state(self) -> dict[str, Any]:
         """The fitted state as plain JSON data (lists, floats, strings)."""
         self._require_fitted()
-        return {
+        state = {
             "version": DATE_STATE_VERSION if self._has_dates() else STATE_VERSION,
             "config": self.config.model_dump(mode="json"),
             "categorical": self.categorical,
@@ -207,6 +228,9 @@ class Preprocessor:
             "vocab": self.vocab_,
             "output_names": list(self.output_names_),
         }
+        if self.tokenizer_ is not None:
+            state |= {"version": SUBWORD_STATE_VERSION, "tokenizer": self.tokenizer_}
+        return state
 
     def _has_dates(self) -> bool:
         return any(plan["kind"] == "date" for plan in self.columns_)
@@ -223,6 +247,7 @@ class Preprocessor:
         pre.feature_columns_ = list(state["feature_columns"])
         pre.columns_ = [dict(plan) for plan in state["columns"]]
         pre.vocab_ = list(state["vocab"]) if state["vocab"] is not None else None
+        pre.tokenizer_ = state.get("tokenizer")
         pre.output_names_ = list(state["output_names"])
         pre.warnings_ = []
         return pre

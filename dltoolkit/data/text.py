@@ -1,7 +1,9 @@
-"""Text to token ids: word or character tokens, a frequency vocabulary, padding to a fixed length.
+"""Text to token ids: word or character tokens, a frequency vocabulary, padding to a fixed length;
+or a byte-pair-encoding subword tokenizer (Hugging Face ``tokenizers``) trained on the training rows.
 
 Index 0 is ``<pad>`` and index 1 is ``<unk>``; the rest of the vocabulary holds the most frequent
-training tokens (ties broken alphabetically, so the vocabulary is deterministic).
+training tokens (ties broken alphabetically, so the vocabulary is deterministic), or the subwords
+the tokenizer learned.
 
 Example:
     >>> from dltoolkit.spec import TextSpec
@@ -14,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -51,5 +54,70 @@ def encode(texts: Iterable[object], vocab: list[str], config: TextSpec) -> np.nd
     rows = []
     for text in texts:
         ids = [index.get(token, 1) for token in tokenize(text, config)][: config.max_len]
+        rows.append(ids + [0] * (config.max_len - len(ids)))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, config.max_len)
+
+
+# --------------------------------------------------------------------------- subword tokenizers
+# BPE only: WordPiece's trainer numbers its "##" pieces in hash-map order, so the same rows give
+# another vocabulary from run to run (huggingface/tokenizers#1794); BPE's is the same every time.
+SUBWORD = ("bpe",)
+
+
+def is_subword(config: TextSpec) -> bool:
+    """True when ``config`` asks for a trained subword tokenizer (``bpe``)."""
+    return config.tokenizer in SUBWORD
+
+
+def _texts(texts: Iterable[object]) -> list[str]:
+    return ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
+
+
+def train_subword(texts: Iterable[object], config: TextSpec) -> dict:
+    """A BPE tokenizer trained on ``texts`` (the training rows), as its JSON object.
+
+    ``<pad>`` is id 0 and ``<unk>`` id 1, as in the word vocabulary; text is NFKC-normalised (and
+    lowercased with ``lowercase``) and split on whitespace and punctuation before the subword model.
+    The JSON is Hugging Face's ``tokenizer.json`` format: ``Tokenizer.from_str(json.dumps(...))``
+    reads it back anywhere.
+    """
+    from dltoolkit._extras import require
+
+    require("text", f"preprocess.text.tokenizer: {config.tokenizer}")
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    trainer = trainers.BpeTrainer(
+        vocab_size=config.vocab_size, special_tokens=[PAD, UNK], show_progress=False
+    )
+    steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if config.lowercase else [])
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    rows = _texts(texts)
+    tokenizer.train_from_iterator(rows, trainer=trainer, length=len(rows))
+    return json.loads(tokenizer.to_str())
+
+
+def subword_vocab(state: dict) -> list[str]:
+    """The trained tokenizer's tokens in id order (``<pad>``, ``<unk>``, then the learned ones)."""
+    vocab = load_subword(state).get_vocab()
+    return sorted(vocab, key=vocab.__getitem__)
+
+
+def load_subword(state: dict):
+    """The ``tokenizers.Tokenizer`` of a JSON object written by :func:`train_subword`."""
+    from dltoolkit._extras import require
+
+    require("text", "a model whose text is read by a subword tokenizer")
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(json.dumps(state))
+
+
+def encode_subword(texts: Iterable[object], tokenizer, config: TextSpec) -> np.ndarray:
+    """Token ids of each text (a ``tokenizers.Tokenizer``), cut or padded with 0 to ``max_len``."""
+    rows = []
+    for encoding in tokenizer.encode_batch(_texts(texts), add_special_tokens=False):
+        ids = encoding.ids[: config.max_len]
         rows.append(ids + [0] * (config.max_len - len(ids)))
     return np.asarray(rows, dtype=np.int64).reshape(-1, config.max_len)
