@@ -85,6 +85,7 @@ def run_distributed(
     spec = resolve_spec(spec)
     checked = check(spec, data)
     _check_workers(workers, len(checked.data.X_train))
+    _check_unfreeze(checked, workers)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -114,6 +115,26 @@ def run_distributed(
     files = _write_outputs(out, spec, predictor, history, metrics, y_true, shown, d.classes, plots, info)
     shutil.rmtree(out / ".work", ignore_errors=True)
     return DistributedRun(spec, metrics, history, predictor, out, seconds, files, trained["workers"])
+
+
+def _check_unfreeze(checked, workers: int) -> None:
+    """A backbone unfrozen mid-run would train unsynchronised: DDP registers, once, only the
+    parameters that train when it wraps the model."""
+    late = [
+        n.name
+        for n in checked.graph.nodes
+        if n.op == "backbone" and n.attrs.get("unfreeze_after") is not None
+    ]
+    if late and workers > 1:
+        raise SpecError(
+            message(
+                "A backbone with unfreeze_after cannot train data-parallel",
+                f"node {late[0]!r} with {workers} workers",
+                "backbones whose frozen stages stay as they are (freeze without unfreeze_after) on several workers",
+                "Train on one worker, or drop unfreeze_after and set freeze: none with a low "
+                "train.optimizer.backbone_lr.",
+            )
+        )
 
 
 def _check_workers(workers: Any, rows: int) -> None:

@@ -297,3 +297,15 @@ def test_the_schedule_callback_unfreezes_at_its_epoch():
     assert callback.unfrozen_at == {id(bb): 3}
     callback.freeze_before_training(None)  # a new fit starts frozen again
     assert bb.frozen == ["stem", "layer1", "layer2"]
+
+
+def test_unfreeze_after_is_refused_data_parallel_before_ray_starts(images, weights, tmp_path):
+    """DDP registers the trainable parameters once: a backbone unfrozen later would train unsynchronised."""
+    from dltoolkit.tune.distributed import run_distributed
+
+    spec = _spec({"weights": str(weights[0]), "freeze": "all", "unfreeze_after": 1})
+    with pytest.raises(
+        SpecError, match=r"unfreeze_after cannot train data-parallel.*node 'features' with 2 workers"
+    ):
+        run_distributed(spec, out=tmp_path / "ddp", workers=2, data=images)
+    assert not (tmp_path / "ddp").exists()
