@@ -168,10 +168,18 @@ class Backbone(nn.Module):
         self.arch, self.body, self.family = arch, body, family(arch)
         self.freeze_spec, self.unfreeze_after = freeze, unfreeze_after
         self.weights, self.preprocess = weights, preprocess
-        for p in self.parameters():
-            setattr(p, GROUP_ATTR, "backbone")
+        self._tag()
         self.frozen: list[str] = []
         self.freeze(freeze)
+
+    def _tag(self) -> None:
+        """Mark the parameters as the backbone's, for the optimizer's parameter groups."""
+        for p in self.parameters():
+            setattr(p, GROUP_ATTR, "backbone")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._tag()  # a deep copy's parameters are new objects without the mark
 
     def stages(self) -> list[tuple[str, list[nn.Module]]]:
         return [(name, [self.body.get_submodule(p) for p in paths]) for name, paths in self.family.stages]
@@ -267,7 +275,8 @@ def build(
 
     fam = family(arch)
     _check_input(arch, fam, in_shape)
-    if unfreeze_after is not None and (int(unfreeze_after) < 0 or freeze == "none"):
+    count = isinstance(unfreeze_after, int) and not isinstance(unfreeze_after, bool) and unfreeze_after >= 0
+    if unfreeze_after is not None and (not count or freeze == "none"):
         raise SpecError(
             message(
                 "unfreeze_after of a backbone needs frozen stages and a count of epochs",

@@ -4,6 +4,7 @@ weights file. Weights are torchvision's architectures randomly initialised and s
 
 from __future__ import annotations
 
+import copy
 import socket
 
 import numpy as np
@@ -17,10 +18,11 @@ from dltoolkit._vision import torchvision
 from dltoolkit.api import check
 from dltoolkit.errors import GraphError, SpecError, UnknownNameError
 from dltoolkit.graph import Graph
-from dltoolkit.graph.backbones import ARCHS, Backbone, BackboneWarning, WeightsError, backbones
+from dltoolkit.graph.backbones import ARCHS, Backbone, BackboneWarning, WeightsError, backbones, build
 from dltoolkit.spec import GraphSpec, Spec
 from dltoolkit.train.finetune import BackboneUnfreeze
 from dltoolkit.train.fit import build_module, fit
+from dltoolkit.train.optim import make_optimizer
 
 SIDE = 16
 HUB_FILE = "resnet18-f37072fd.pth"  # where torchvision keeps ResNet18_Weights.IMAGENET1K_V1
@@ -182,7 +184,7 @@ def test_shapes_params_flops_and_the_picture():
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_every_parameter_belongs_to_exactly_one_stage(arch):
     with torch.device("meta"):
-        bb = _graph({"arch": arch}, shape=(3, 32, 32), n_outputs=None)._layers["features"]
+        bb = build((3, 32, 32), arch, None, "none", None)
     owners = {}
     for stage, modules in bb.stages():
         for module in modules:
@@ -200,6 +202,8 @@ def test_bad_attributes_are_clear_errors():
         _graph({"freeze": "layer5"})
     with pytest.raises(SpecError, match="unfreeze_after of a backbone needs frozen stages"):
         _graph({"unfreeze_after": 2})
+    with pytest.raises(SpecError, match="needs frozen stages and a count of epochs.*'unfreeze_after': 1.5"):
+        _graph({"freeze": "all", "unfreeze_after": 1.5})
     with pytest.raises(GraphError, match=r"convnext_tiny needs images of at least 32x32; received 16x16"):
         _graph({"arch": "convnext_tiny"})
     with pytest.raises(GraphError, match=r"expects images of shape \(3, height, width\).*received \(48,\)"):
@@ -272,8 +276,11 @@ def test_the_backbone_gets_its_own_learning_rate(images, weights):
     assert {id(p) for p in body["params"]} == {id(p) for p in bb.parameters()}
     assert {id(p) for p in head["params"]} == {id(p) for p in module.model.head.parameters()}
     plain = check(_spec({"weights": str(path)}), images)
-    opt = build_module(plain.spec, plain.graph, 4).configure_optimizers()
+    module = build_module(plain.spec, plain.graph, 4)
+    opt = module.configure_optimizers()
     assert [g["lr"] for g in opt.param_groups] == [0.01, 0.01]  # default: train.optimizer.lr
+    copied = make_optimizer(plain.spec.train.optimizer, copy.deepcopy(module.model).parameters())
+    assert [len(g["params"]) for g in copied.param_groups] == [len(g["params"]) for g in opt.param_groups]
 
 
 def test_backbone_lr_without_a_backbone_is_refused(images):
