@@ -141,6 +141,7 @@ def _folded(model: Predictor | Ensemble, format: str) -> tuple[Any, Any]:
     from dltoolkit.deploy._folded import fold
     from dltoolkit.deploy._inputs import InputLayout
 
+    _refuse_subword(model)
     layout = InputLayout.of(model)
     if layout.texts and format == "onnx":
         raise ExportError(
@@ -164,6 +165,23 @@ def _folded(model: Predictor | Ensemble, format: str) -> tuple[Any, Any]:
             )
         )
     return layout, fold(model, layout).eval()
+
+
+def _refuse_subword(model: Predictor | Ensemble) -> None:
+    """A trained BPE tokenizer has no exported form yet (the scripted tokeniser is word/char only)."""
+    for member in getattr(model, "members", None) or [model]:
+        pre = member.preprocessor
+        if getattr(pre, "tokenizer_", None) is not None:
+            raise ExportError(
+                message(
+                    "Export does not support a trained subword tokenizer",
+                    f"text column {pre.feature_columns_[0]!r} with preprocess.text.tokenizer: {pre.config.text.tokenizer}",
+                    "a model whose text is tokenised into words or characters (tokenizer: word or char)",
+                    "Serve the bundle itself (dltoolkit serve), or train with tokenizer: word or char to "
+                    "export; the bundle's preprocess.json holds the tokenizer in Hugging Face's "
+                    "tokenizer.json format (under preprocessor.tokenizer) to tokenise beside an exported model.",
+                )
+            )
 
 
 def _writer(format: str) -> Any:

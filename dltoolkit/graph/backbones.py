@@ -4,14 +4,12 @@ A ``backbone`` node wraps a torchvision classification model with the last ``Lin
 classifier removed, so it maps images ``(3, H, W)`` (a 1-channel image is repeated to 3) to
 pooled ``(features,)``. Its stages, named per family, are what ``freeze`` counts in:
 
-================================= ===================================================================
-family                            stages, input to output
-================================= ===================================================================
-resnet18/34/50/101/152            ``stem`` (conv1, bn1), ``layer1``, ``layer2``, ``layer3``, ``layer4``
-mobilenet_v3_small/large          ``stem``, ``stage1`` .. ``stage4`` (one per resolution), ``top``
-efficientnet_b0 .. b4             ``stem``, ``stage1`` .. ``stage7`` (the paper's MBConv stages), ``top``
-convnext_tiny/small/base          ``stem``, ``stage1`` .. ``stage4``, ``top`` (the final LayerNorm)
-================================= ===================================================================
+| family | stages, input to output |
+| --- | --- |
+| resnet18/34/50/101/152 | ``stem`` (conv1, bn1), ``layer1``, ``layer2``, ``layer3``, ``layer4`` |
+| mobilenet_v3_small/large | ``stem``, ``stage1`` .. ``stage4`` (one per resolution), ``top`` |
+| efficientnet_b0 .. b4 | ``stem``, ``stage1`` .. ``stage7`` (the paper's MBConv stages), ``top`` |
+| convnext_tiny/small/base | ``stem``, ``stage1`` .. ``stage4``, ``top`` (the final LayerNorm) |
 
 ``freeze: all`` fixes every stage, ``freeze: none`` trains them all, ``freeze: layer3`` fixes the
 stages up to and including ``layer3``. A frozen stage is a fixed function: its parameters do not

@@ -56,3 +56,14 @@ def test_the_server_answers_on_raw_text(trained):
     assert body["probabilities"] == loaded.predict_proba(pd.DataFrame({"text": TEXTS})).tolist()
     bad = client.post("/predict", json={"records": [{"text": 3}]})
     assert bad.status_code == 422 and "text" in bad.text
+
+
+def test_export_refuses_the_subword_tokenizer_clearly(trained, tmp_path):
+    from dltoolkit.deploy import export
+    from dltoolkit.deploy.export import ExportError
+
+    with pytest.raises(
+        ExportError, match=r"does not support a trained subword tokenizer.*tokenizer: bpe.*dltoolkit serve"
+    ):
+        export(trained.bundle, format="torchscript", out=tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
