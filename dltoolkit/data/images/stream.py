@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from dltoolkit.data.images.transform import ChannelMoments, ImagePreprocessor, decode, load_image
+from dltoolkit.data.images.transform import ChannelMoments, ImagePreprocessor, decode, load_image, vision
 from dltoolkit.errors import DataError, message
 from dltoolkit.spec import AugmentSpec
 
@@ -110,6 +110,8 @@ def loader(
     The generator also seeds the workers' random augmentations, so a seed gives the same epochs.
     """
     n = worker_count(workers)
+    if n:
+        vision()  # imported once here: forked workers inherit it instead of each importing it
     return DataLoader(
         dataset,
         batch_size=batch_size,
