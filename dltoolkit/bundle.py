@@ -338,7 +338,7 @@ def load(path: str | os.PathLike) -> Predictor | Ensemble:
     spec = Spec.load(path / "spec.yaml")
     state = _read_json(path / "preprocess.json")
     try:
-        pre = _preprocessor(state["preprocessor"])
+        pre = preprocessor_from_state(state["preprocessor"])
         target = TargetEncoder.from_state(state["target"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BundleError(
@@ -359,7 +359,7 @@ def load(path: str | os.PathLike) -> Predictor | Ensemble:
     return Predictor(spec, pre, target, model, metrics, path, _read_examples(path / EXAMPLES))
 
 
-def _preprocessor(state: dict[str, Any]) -> Any:
+def preprocessor_from_state(state: dict[str, Any]) -> Any:
     """The fitted preprocessing of a bundle: tabular/text, or an image transform."""
     if isinstance(state, dict) and state.get("kind") == "image":
         from dltoolkit.data.images.transform import ImagePreprocessor
