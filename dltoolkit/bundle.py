@@ -46,7 +46,8 @@ class Predictor:
     decoded arrays instead of rows.
     """
 
-    def __new__(cls, spec: Spec, preprocessor: Any, *args: Any, **kwargs: Any) -> Predictor:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Predictor:
+        preprocessor = args[1] if len(args) > 1 else kwargs.get("preprocessor")  # (none when unpickled)
         if cls is Predictor and getattr(preprocessor, "kind", None) == "image":
             from dltoolkit.data.images.predictor import ImagePredictor
 
