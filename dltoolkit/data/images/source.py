@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dltoolkit.data.datasets import DATASETS
 from dltoolkit.errors import DataError, closest, message
 from dltoolkit.spec import Spec
 
@@ -39,15 +40,17 @@ def is_image_file(name: str | os.PathLike) -> bool:
 def source_format(spec: Spec) -> str:
     """``table``, ``image_folder`` or ``image_manifest``: ``data.format``, or what ``auto`` recognises.
 
-    ``auto``: an existing folder is an image folder; a CSV/Parquet file whose path column
+    ``auto``: a bundled dataset name or ``frame`` is a table; an existing folder is an image folder; a CSV/Parquet file whose path column
     (``data.path_column``, or the first column named like one of :data:`PATH_NAMES`) holds image
     file names is a manifest; anything else is a table.
     """
     fmt = spec.data.format
     if fmt != "auto":
         return fmt
+    if spec.data.source in DATASETS or spec.data.source == "frame":  # a bundled name wins over a folder
+        return "table"
     source = Path(spec.data.source).expanduser()
-    if spec.data.source != "frame" and source.is_dir():
+    if source.is_dir():
         return "image_folder"
     if source.suffix.lower() in MANIFEST_EXTENSIONS and source.is_file():
         head = _read_manifest(source, rows=20)
