@@ -210,3 +210,10 @@ def test_decoded_arrays_of_any_layout_become_images():
         read_images(np.zeros((2, 3, 4, 5, 6)), 3)
     with pytest.raises(DataError, match="not found"):
         read_images(["/nonexistent/a.png"], 3)
+
+
+def test_a_bundled_dataset_name_wins_over_a_folder_of_that_name(folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(folder, tmp_path / "iris")
+    assert source_format(image_spec("iris")) == "table"
+    assert source_format(image_spec("./iris")) == "image_folder"
