@@ -15,14 +15,97 @@ verifies the exported file on them, or on the images ``data`` names (a folder, f
 
 from __future__ import annotations
 
+import json
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from dltoolkit.bundle import Predictor, _to_output
+from dltoolkit._files import atomic_path
+from dltoolkit._quiet import quiet_libraries
+from dltoolkit.bundle import Predictor, _to_output, load
+from dltoolkit.deploy.export import INPUT_NAME, OUTPUT_NAME, ExportError, max_difference
 from dltoolkit.errors import DataError, message
+
+
+def is_image_model(model: Any) -> bool:
+    """True for an image model: a Predictor over an image transform, or a bundle folder holding one."""
+    if isinstance(model, str | os.PathLike):
+        file = Path(model) / "preprocess.json"
+        try:
+            return json.loads(file.read_text())["preprocessor"].get("kind") == "image"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return False  # not a bundle folder, or a damaged one: the general path says what is wrong
+    return getattr(getattr(model, "preprocessor", None), "kind", None) == "image"
+
+
+def export_image(model: Predictor | str | os.PathLike, format: str, *, out: Path, tolerance: float,
+                 data: Any = None) -> tuple[Path, float, int]:  # fmt: skip
+    """Export an image model (see the module's doc) and verify it; ``(path, max difference, images)``."""
+    model = model if isinstance(model, Predictor) else load(model)
+    module, x = FoldedImageModel(model).eval(), image_examples(model, data)
+    with atomic_path(out) as tmp:  # only a verified export is renamed into place
+        with quiet_libraries():
+            run = (_write_onnx if format == "onnx" else _write_torchscript)(
+                module, torch.from_numpy(x[:4]), tmp
+            )
+        got, want = run(x), image_reference(model, x)
+        diff = max_difference(got, want)
+        if not diff <= tolerance:
+            raise ExportError(
+                message(
+                    f"The {format} export does not reproduce the bundle's outputs on {len(x)} images",
+                    f"max |exported - bundle| / max(1, |bundle|) = {diff:.6g}",
+                    f"at most {tolerance:g}",
+                    "Nothing was written.",
+                )
+            )
+    return out, diff, len(x)
+
+
+def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    import onnxruntime as ort
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                verbose=False,
+            )
+        program.save(str(path))
+    except Exception as e:  # the exporter's own errors are many and undocumented
+        raise ExportError(f"The ONNX exporter failed: {type(e).__name__}: {e}") from e
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {INPUT_NAME: x})[0]
+
+
+def _write_torchscript(
+    module: nn.Module, example: torch.Tensor, path: Path
+) -> Callable[[np.ndarray], np.ndarray]:
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.jit.save(torch.jit.trace(module, (example,), check_trace=False), str(path))
+    except Exception as e:
+        raise ExportError(f"TorchScript tracing failed: {type(e).__name__}: {e}") from e
+    loaded = torch.jit.load(str(path))
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return loaded(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    return run
 
 
 class FoldedImageModel(nn.Module):

@@ -4,9 +4,7 @@ The exported graph takes the raw numeric features in the original column order a
 ``(n, n_features)`` (NaN where a value is missing) and does everything a bundle does: imputation,
 scaling (in float64, as the bundle does), reshaping, the network, then softmax / sigmoid into
 class probabilities ``(n, C)`` or the inverse target scaling into values ``(n,)`` (float64) in the
-target's original units. It needs neither dltoolkit nor the training code. An image model's
-graph takes uint8 images ``(n, C, H, W)`` already decoded and resized to the model's size instead,
-and folds in the normalisation (see :mod:`dltoolkit.deploy._folded_image`).
+target's original units. It needs neither dltoolkit nor the training code.
 
 Export verifies itself: the exported file is run with ONNX Runtime (or loaded back with
 ``torch.jit.load``) on the test split and compared with the bundle's own outputs; a difference
@@ -86,18 +84,18 @@ def export_checked(
         raise unknown("export format", format, FORMATS)
     if format == "onnx":
         require("export", "ONNX export (dltoolkit export --format onnx)")
-    model = model if isinstance(model, Predictor | Ensemble) else load(model)
-    if getattr(getattr(model, "preprocessor", None), "kind", None) == "image":
-        from dltoolkit.deploy._folded_image import FoldedImageModel, image_examples, image_reference
+    from dltoolkit.deploy._folded_image import export_image, is_image_model
 
-        module, x, reference = FoldedImageModel(model).eval(), image_examples(model, data), image_reference
-    else:
-        module, x, reference = fold(model).eval(), test_features(model, data), reference_output
+    if is_image_model(model):  # uint8 images in: see dltoolkit.deploy._folded_image
+        return export_image(model, format, out=Path(out), tolerance=tolerance, data=data)
+    model = model if isinstance(model, Predictor | Ensemble) else load(model)
+    module = fold(model).eval()
+    x = test_features(model, data)
     out = Path(out)
     with atomic_path(out) as tmp:  # only a verified export is renamed into place
         with quiet_libraries():  # the exporter's "torchvision is not installed" lines
             run = WRITERS[format](module, example_rows(x), tmp)
-        got, want = run(x), reference(model, x)
+        got, want = run(x), reference_output(model, x)
         diff = max_difference(got, want)
         if not diff <= tolerance:
             absolute = float(np.abs(np.asarray(got, float) - want).max()) if got.shape == want.shape else diff
