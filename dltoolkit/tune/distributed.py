@@ -83,7 +83,6 @@ def run_distributed(
 
     spec = resolve_spec(spec)
     checked = check(spec, data)
-    _check_workers(workers, len(checked.data.X_train))
     if not isinstance(checked.data.X_train, torch.Tensor):
         raise DataError(
             message(
@@ -93,6 +92,7 @@ def run_distributed(
                 "Raise data.in_memory_mb, or run without --address/--workers.",
             )
         )
+    _check_workers(workers, len(checked.data.X_train))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
