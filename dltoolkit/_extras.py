@@ -8,7 +8,7 @@ extra    packages                                   needed by
 ======== ========================================== ==========================================================
 tune     ray[tune], optuna                          ``dltoolkit tune``, ``dltoolkit.sweep``, ``run --address``
 notebook ipywidgets, anywidget, ipython, jupyterlab ``dltoolkit.studio``, the panels, ``%load_ext dltoolkit``
-serve    fastapi, uvicorn                           ``dltoolkit serve``, ``create_app``
+serve    fastapi, uvicorn, python-multipart         ``dltoolkit serve``, ``create_app``
 export   onnx, onnxruntime, onnxscript              ``dltoolkit export --format onnx``
 vision   torchvision                                image sources, transforms and pretrained backbones
 text     tokenizers                                 ``preprocess.text.tokenizer: bpe``
@@ -29,7 +29,7 @@ from dltoolkit.errors import DLToolkitError, message
 EXTRAS: dict[str, tuple[str, ...]] = {  # extra -> the modules it provides
     "tune": ("ray", "optuna"),
     "notebook": ("ipywidgets", "anywidget", "IPython"),
-    "serve": ("fastapi", "uvicorn"),
+    "serve": ("fastapi", "uvicorn", "python_multipart"),
     "export": ("onnx", "onnxruntime", "onnxscript"),
     "vision": ("torchvision",),
     "text": ("tokenizers",),

@@ -39,7 +39,20 @@ EXAMPLE_ROWS = 256
 
 
 class Predictor:
-    """A trained model with its preprocessing: predictions from raw rows in the original columns."""
+    """A trained model with its preprocessing: predictions from raw rows in the original columns.
+
+    Over an image preprocessing (:mod:`dltoolkit.data.images`) the object made is an
+    :class:`~dltoolkit.data.images.predictor.ImagePredictor`, which takes image files, folders and
+    decoded arrays instead of rows.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Predictor:
+        preprocessor = args[1] if len(args) > 1 else kwargs.get("preprocessor")  # (none when unpickled)
+        if cls is Predictor and getattr(preprocessor, "kind", None) == "image":
+            from dltoolkit.data.images.predictor import ImagePredictor
+
+            cls = ImagePredictor
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -119,6 +132,13 @@ class Predictor:
         """Original labels (classification) or values in the target's original units (regression)."""
         out = self.output(self.transform(X))
         return self.target.inverse(out.argmax(1) if self.target.is_classification else out)
+
+    def write_examples(self, folder: Path) -> None:
+        """Write the example rows into a bundle being written at ``folder`` (export verifies on them)."""
+        if self.examples is not None:
+            (folder / EXAMPLES).write_text(
+                self.examples.head(EXAMPLE_ROWS).to_json(orient="split", index=False)
+            )
 
     def example_input(self, n: int = 3) -> pd.DataFrame:
         """A few rows of the right columns (zeros), handy to check the wiring."""
@@ -218,10 +238,7 @@ def save_bundle(path: str | os.PathLike, predictor: Predictor, extra: dict[str, 
         (tmp / "preprocess.json").write_text(json.dumps(state))
         torch.save(predictor.model.state_dict(), tmp / "weights.pt")
         (tmp / "metrics.json").write_text(json.dumps(predictor.metrics, indent=2))
-        if predictor.examples is not None:
-            (tmp / EXAMPLES).write_text(
-                predictor.examples.head(EXAMPLE_ROWS).to_json(orient="split", index=False)
-            )
+        predictor.write_examples(tmp)
         meta = {"format": FORMAT, "kind": "model", "torch": torch.__version__} | (extra or {})
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2))
     return path
@@ -326,7 +343,7 @@ def load(path: str | os.PathLike) -> Predictor | Ensemble:
     spec = Spec.load(path / "spec.yaml")
     state = _read_json(path / "preprocess.json")
     try:
-        pre = Preprocessor.from_state(state["preprocessor"])
+        pre = preprocessor_from_state(state["preprocessor"])
         target = TargetEncoder.from_state(state["target"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BundleError(
@@ -340,7 +357,20 @@ def load(path: str | os.PathLike) -> Predictor | Ensemble:
     model = graph_for(spec, pre, target.n_outputs, pretrained=False).compile()
     _read_weights(path, model)
     metrics = _read_json(path / "metrics.json")
+    if getattr(pre, "kind", None) == "image":
+        from dltoolkit.data.images.predictor import read_example_images
+
+        return Predictor(spec, pre, target, model, metrics, path, read_example_images(path))
     return Predictor(spec, pre, target, model, metrics, path, _read_examples(path / EXAMPLES))
+
+
+def preprocessor_from_state(state: dict[str, Any]) -> Any:
+    """The fitted preprocessing of a bundle: tabular/text, or an image transform."""
+    if isinstance(state, dict) and state.get("kind") == "image":
+        from dltoolkit.data.images.transform import ImagePreprocessor
+
+        return ImagePreprocessor.from_state(state)
+    return Preprocessor.from_state(state)
 
 
 def _read_examples(file: Path) -> pd.DataFrame | None:

@@ -128,6 +128,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)
         result = pd.DataFrame({"prediction": model.predict(frame)})
+        if isinstance(frame, pd.DataFrame) and list(frame.columns) == ["path"]:  # image files
+            result.insert(0, "path", frame["path"].to_numpy())
         if model.classes is not None:
             proba = model.predict_proba(frame)
             for i, name in enumerate(model.classes):
@@ -164,9 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("recipes", help="list the bundled recipes")
     p.set_defaults(func=cmd_recipes)
-    p = sub.add_parser("predict", help="predict with a model bundle on a CSV file")
+    p = sub.add_parser("predict", help="predict with a model bundle on a CSV file (or images)")
     p.add_argument("model", help="a model bundle directory (the model/ folder a run wrote)")
-    p.add_argument("input", help="a CSV file with the original feature columns")
+    p.add_argument(
+        "input",
+        help="a CSV file with the original feature columns; for an image model an image file, a folder "
+        "of images or a CSV manifest with a path column",
+    )
     p.add_argument("--out", help="write predictions to this CSV (default: stdout)")
     p.set_defaults(func=cmd_predict)
     for module in STAGE_VERBS:

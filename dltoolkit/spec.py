@@ -83,7 +83,20 @@ class SplitSpec(_Section):
 
 
 class DataSpec(_Section):
-    source: str  # a bundled dataset name, a CSV path (relative: to the spec file's folder), or "frame"
+    # a bundled dataset name, a CSV path, an image folder or an image manifest (relative paths: to
+    # the spec file's folder), or "frame"
+    source: str
+    # what the source is: auto (a folder: images in class subfolders; a CSV/Parquet file with a
+    # column of image file paths: a manifest; else a table), table, image_folder (root/<class>/<file>)
+    # or image_manifest (a CSV/Parquet file: a path column, relative to the file, and task.target)
+    format: Literal["auto", "table", "image_folder", "image_manifest"] = "auto"
+    # image_manifest: the column of image paths; default: one named path, file, filename, image or filepath
+    path_column: str | None = None
+    # images: sources whose decoded images (float32, all splits) fit in this many MiB are decoded once
+    # and kept in memory when no per-image augmentation is set; others are streamed (decoded in
+    # DataLoader worker processes batch by batch, every epoch). 0: always stream
+    in_memory_mb: float = Field(512.0, ge=0.0)
+    workers: int | None = Field(None, ge=0)  # images: DataLoader worker processes; default min(4, CPUs - 1)
     # the feature columns, in order; default: every column but the target. Numeric columns are
     # scaled, non-numeric ones one-hot encoded, date/time columns (a datetime dtype, or text such
     # as 2021-03-04 in one format) expanded into calendar features (year; month, weekday, day of
@@ -107,9 +120,82 @@ class ColumnSpec(_Section):
 
 
 class AugmentSpec(_Section):
+    """Random changes to the training inputs (never to validation, test or predict).
+
+    ``shift``, ``flip`` and ``noise`` act on whole batches of model inputs (vectorised, any source).
+    The others act on each image of an image source, before normalisation, through
+    ``torchvision.transforms.v2`` in the DataLoader workers (such a source is then streamed).
+    """
+
     shift: int = Field(0, ge=0)  # random shift of images in pixels (training only)
     flip: bool = False  # random horizontal flip of images (training only)
     noise: float = Field(0.0, ge=0.0)  # std of Gaussian noise added to the inputs (training only)
+    # image sources only, per image:
+    vflip: bool = False  # random vertical flip
+    rotation: float = Field(0.0, ge=0.0, le=180.0)  # random rotation by up to this many degrees
+    color_jitter: float = Field(0.0, ge=0.0, le=1.0)  # brightness, contrast (and saturation) by up to ±this
+    # a random crop of this range of the image's area, resized to preprocess.image.size
+    # (RandomResizedCrop), instead of the resize and center crop; e.g. [0.5, 1.0]
+    crop_scale: tuple[float, float] | None = None
+    policy: Literal["none", "trivial", "rand"] = "none"  # TrivialAugmentWide or RandAugment
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _area_range(cls, value: Any) -> Any:
+        if value is not None and not 0.0 < value[0] <= value[1] <= 1.0:
+            raise ValueError(f"crop_scale needs 0 < low <= high <= 1, not {list(value)}")
+        return value
+
+    def per_image(self) -> bool:
+        """True when an augmentation acts on each image (so an image source is streamed)."""
+        return bool(self.vflip or self.rotation or self.color_jitter or self.crop_scale) or (
+            self.policy != "none"
+        )
+
+
+class ImageSpec(_Section):
+    """How each image of an image source becomes the model's ``(channels, height, width)`` input.
+
+    Every image is decoded, converted to ``channels``, resized (``resize`` then a center crop of
+    ``size``, or straight to ``size``), scaled to [0, 1] and normalised per channel by ``mean`` and
+    ``std``: given here, or fitted on the training split. This deterministic part is saved in the
+    model bundle and applied again by predict and serve.
+    """
+
+    channels: Literal[1, 3] = 3  # grayscale (1) or RGB (3): every image is converted, whatever its mode
+    size: tuple[int, int] = (32, 32)  # (height, width) of the model's input; one number: a square
+    # the shorter side resized to this (aspect ratio kept), then a center crop of size; None:
+    # resized straight to size (the aspect ratio is not kept)
+    resize: int | None = Field(None, ge=1)
+    mean: list[float] | None = None  # per channel, in [0, 1] units; None: fitted on the training split
+    std: list[float] | None = None  # per channel; given together with mean
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _square(cls, value: Any) -> Any:
+        return [value, value] if isinstance(value, int) else value
+
+    @field_validator("size")
+    @classmethod
+    def _positive(cls, value: Any) -> Any:
+        if min(value) < 1:
+            raise ValueError(f"size needs positive sides, not {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _statistics(self) -> ImageSpec:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("give mean and std together, or neither (both are then fitted)")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if values is not None and len(values) != self.channels:
+                raise ValueError(f"{name} needs one value per channel ({self.channels}), not {values}")
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError(f"std values must be positive, not {self.std}")
+        if self.resize is not None and self.resize < max(self.size):
+            raise ValueError(
+                f"resize ({self.resize}) must be at least the larger side of size {list(self.size)}"
+            )
+        return self
 
 
 class TextSpec(_Section):
@@ -133,6 +219,7 @@ class PreprocessSpec(_Section):
     shape: list[int] | None = None  # reshape the features per sample, e.g. [1, 8, 8] or [32, 1]
     augment: AugmentSpec = Field(default_factory=AugmentSpec)
     text: TextSpec | None = None  # tokenise a text column into token ids instead
+    image: ImageSpec | None = None  # image sources: decoding, size, normalisation (default ImageSpec())
 
 
 # --------------------------------------------------------------------------- graph
@@ -277,7 +364,7 @@ class Spec(_Section):
     def load(cls, path: str | os.PathLike) -> Spec:
         """Read a YAML or JSON spec file.
 
-        A relative file path in ``data.source`` is taken relative to the spec file's folder (so a
+        A relative file or folder path in ``data.source`` is taken relative to the spec file's folder (so a
         spec and its CSV move together), and stored as that absolute path. A path that exists
         only relative to the working directory is kept as written (specs saved by older runs);
         bundled dataset names, ``frame`` and absolute paths are unchanged.
@@ -364,15 +451,10 @@ def _source_beside(source: str, folder: Path) -> str:
     """``data.source`` resolved against ``folder`` when it is a relative file path (see Spec.load)."""
     candidate = Path(source).expanduser()
     looks_like_file = candidate.suffix != "" or len(candidate.parts) > 1
-    if (
-        candidate.is_absolute()
-        or source == "frame"
-        or not looks_like_file
-        and not (folder / source).is_file()
-    ):
+    if candidate.is_absolute() or source == "frame" or not looks_like_file and not (folder / source).exists():
         return source
     beside = (folder / candidate).resolve()
-    if beside.is_file() or not candidate.is_file():
+    if beside.exists() or not candidate.exists():
         return str(beside)
     return source  # found only from the working directory: as before
 

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import Dataset
 
 from dltoolkit.data._columns import column_kinds, plain
+from dltoolkit.data.images.source import is_image_source
+from dltoolkit.data.images.transform import ImagePreprocessor
 from dltoolkit.data.load import load_raw
 from dltoolkit.data.preprocess import Preprocessor
 from dltoolkit.data.target import TargetEncoder, check_target
@@ -32,17 +35,19 @@ class Prepared:
 
     Features are float32 (int64 token ids for text) of shape ``(n, *input_shape)``; targets are
     int64 class indices (classification) or float32 scaled values of shape ``(n,)`` (regression).
+    A streamed image source has :class:`~dltoolkit.data.images.stream.ImageFiles` datasets of
+    ``(input, target)`` pairs instead of feature tensors (see :mod:`dltoolkit.data.images.prepare`).
     """
 
-    X_train: torch.Tensor
+    X_train: torch.Tensor | Dataset
     y_train: torch.Tensor
-    X_val: torch.Tensor
+    X_val: torch.Tensor | Dataset
     y_val: torch.Tensor
-    X_test: torch.Tensor
+    X_test: torch.Tensor | Dataset
     y_test: torch.Tensor
-    raw_test: pd.DataFrame  # the raw test features, original columns
+    raw_test: pd.DataFrame  # the raw test features, original columns (images: their paths)
     y_test_raw: np.ndarray  # the raw test target: original labels or units
-    preprocessor: Preprocessor  # fitted on the training split only
+    preprocessor: Preprocessor | ImagePreprocessor  # fitted on the training split only
     target: TargetEncoder  # fitted on the training split only
     input_shape: tuple[int, ...]
     input_dtype: torch.dtype
@@ -66,6 +71,10 @@ def prepare(spec: Spec, data: object = None) -> Prepared:
     Raises:
         DataError: the data does not fit the spec (each message says what and how to fix it).
     """
+    if data is None and is_image_source(spec):
+        from dltoolkit.data.images.prepare import prepare_images
+
+        return prepare_images(spec)
     X, y = load_raw(spec, data)
     y = check_target(y, spec.task)
     if spec.preprocess.text is None:
@@ -73,7 +82,7 @@ def prepare(spec: Spec, data: object = None) -> Prepared:
     train, val, test = split_positions(spec, y)
     pre = Preprocessor.from_spec(spec).fit(X.iloc[train])
     target = TargetEncoder(spec.task.kind, spec.preprocess.target_scale).fit(y.iloc[train])
-    _check_class_names(spec, target)
+    check_class_names(spec, target)
     tensors = {}
     for role, rows in (("train", train), ("val", val), ("test", test)):
         tensors[f"X_{role}"] = torch.from_numpy(pre.transform(X.iloc[rows]))
@@ -187,7 +196,7 @@ def _check_split_size(labels: np.ndarray, fraction: float, role: str) -> None:
         )
 
 
-def _check_class_names(spec: Spec, target: TargetEncoder) -> None:
+def check_class_names(spec: Spec, target: TargetEncoder) -> None:
     names = spec.task.class_names
     if names is not None and target.is_classification and len(names) != len(target.classes_):
         raise DataError(

@@ -110,6 +110,10 @@ def export_checked(
         raise unknown("export format", format, FORMATS)
     if format == "onnx":
         require("export", "ONNX export (dltoolkit export --format onnx)")
+    from dltoolkit.deploy._folded_image import export_image, is_image_model
+
+    if is_image_model(model):  # uint8 images in: see dltoolkit.deploy._folded_image
+        return export_image(model, format, out=Path(out), tolerance=tolerance, data=data)
     model = model if isinstance(model, Predictor | Ensemble) else load(model)
     layout, module = _folded(model, format)
     rows = verification_rows(model, layout, data)

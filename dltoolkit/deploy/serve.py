@@ -12,6 +12,10 @@ Endpoints:
     An unexpected failure answers 500 with a generic ``detail`` and an ``id``; the exception itself
     is only logged (logger ``dltoolkit.serve``, with that id).
 
+An image model's ``POST /predict`` takes image files instead: a ``multipart/form-data`` upload or
+``{"images": ["<base64 image file>", ...]}`` (see :mod:`dltoolkit.deploy._images`); ``/metadata``
+then has an ``image`` entry (channels, size).
+
 Every record is validated before the model runs, by the same rules ``predict`` applies
 (:mod:`dltoolkit.data._rows`): a missing column, a value of the wrong type (a number column takes
 numbers and numeric strings such as ``"39.1"``), a null / NaN where the column is not imputed, a
@@ -231,6 +235,11 @@ def create_app(
     model = model if isinstance(model, Predictor | Ensemble) else load(model)
     schema = model.input_schema
     meta = metadata(model, {"max_records": max_records, "max_body_bytes": max_body_bytes})
+    images = _image_model(model)
+    if images:  # an image model: uploads or base64 images instead of records (dltoolkit.deploy._images)
+        from dltoolkit.deploy._images import answer_images, read_images
+
+        meta["image"] = images
     app = FastAPI(title=f"dltoolkit: {model.spec.name}", version="1")
 
     @app.get("/health")
@@ -245,6 +254,9 @@ def create_app(
     async def predict(request: Request) -> JSONResponse:
         try:
             body = await _read_body(request, max_body_bytes)
+            if images:
+                decoded = await read_images(request, body, images["channels"], max_records)
+                return JSONResponse(await run_in_threadpool(answer_images, model, decoded))
             frame, notes = parse_records(body, schema, max_records)
             return JSONResponse(await run_in_threadpool(answer, model, frame, notes))
         except RequestError as e:
@@ -258,6 +270,18 @@ def create_app(
             return JSONResponse({"detail": detail, "field": None, "id": incident}, status_code=500)
 
     return app
+
+
+def _image_model(model: Predictor | Ensemble) -> dict[str, Any] | None:
+    """What an image model takes (channels, size, the request shapes); None for a table model."""
+    pre = getattr(model, "preprocessor", None)
+    if getattr(pre, "kind", None) != "image":
+        return None
+    return {
+        "channels": pre.config.channels,
+        "size": list(pre.config.size),
+        "requests": ["multipart/form-data image files", '{"images": ["<base64 image file>", ...]}'],
+    }
 
 
 async def _read_body(request: Any, limit: int) -> bytes:

@@ -1,4 +1,4 @@
-"""Train a spec's model with a Lightning Trainer on in-memory tensors.
+"""Train a spec's model with a Lightning Trainer on in-memory tensors or streamed image batches.
 
 Example:
     >>> result = fit(spec, prepared, workdir="runs/x")  # doctest: +SKIP
@@ -56,6 +56,25 @@ class TensorBatches:
             x, y = x[order], y[order]
         self._epoch += 1
         yield from zip(x.split(self.batch_size), y.split(self.batch_size), strict=True)
+
+
+def batches(spec: Spec, data) -> tuple[Any, Any]:
+    """The training and validation batches of prepared ``data``.
+
+    In-memory splits are sliced by :class:`TensorBatches` (``train.steps_per_execution`` batches
+    per Lightning step; validation in one batch). Streamed splits (image files) come from
+    DataLoaders whose worker processes decode them, one ``train.batch_size`` batch at a time; the
+    workers stay up between epochs.
+    """
+    if isinstance(data.X_train, torch.Tensor):
+        chunk = spec.train.batch_size * spec.train.steps_per_execution
+        train = TensorBatches(data.X_train, data.y_train, chunk, shuffle=True, seed=spec.train.seed)
+        return train, TensorBatches(data.X_val, data.y_val, max(1, len(data.X_val)))  # one batch
+    from dltoolkit.data.images.stream import loader
+
+    size, workers = spec.train.batch_size, spec.data.workers
+    train = loader(data.X_train, size, workers=workers, shuffle=True, seed=spec.train.seed, persistent=True)
+    return train, loader(data.X_val, size, workers=workers, persistent=True)
 
 
 class History(Callback):
@@ -210,9 +229,7 @@ def fit(
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
     pl.seed_everything(spec.train.seed, workers=False, verbose=False)
-    chunk = spec.train.batch_size * spec.train.steps_per_execution
-    train = TensorBatches(data.X_train, data.y_train, chunk, shuffle=True, seed=spec.train.seed)
-    val = TensorBatches(data.X_val, data.y_val, max(1, len(data.X_val)))  # one batch
+    train, val = batches(spec, data)
     steps = math.ceil(len(data.X_train) / spec.train.batch_size)
     module = build_module(spec, graph, steps, augment, data)
     monitor, mode = spec.task.monitor_metric()

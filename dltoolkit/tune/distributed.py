@@ -37,9 +37,9 @@ from torch.nn.parallel import DistributedDataParallel
 from dltoolkit._hooks import prepare_for_backward
 from dltoolkit._quiet import quiet_ray
 from dltoolkit.api import Run, _write_outputs, check, resolve_spec, test_metrics
-from dltoolkit.bundle import Predictor, graph_for
-from dltoolkit.data import Preprocessor, make_augment
-from dltoolkit.errors import DLToolkitError, SpecError, TrainingError, message
+from dltoolkit.bundle import Predictor, graph_for, preprocessor_from_state
+from dltoolkit.data import make_augment
+from dltoolkit.errors import DataError, DLToolkitError, SpecError, TrainingError, message
 from dltoolkit.spec import Spec
 from dltoolkit.train.finetune import finetune_callbacks
 from dltoolkit.train.fit import FitResult, History, TensorBatches, make_trainer, module_options
@@ -84,6 +84,15 @@ def run_distributed(
 
     spec = resolve_spec(spec)
     checked = check(spec, data)
+    if not isinstance(checked.data.X_train, torch.Tensor):
+        raise DataError(
+            message(
+                "Data-parallel training of a streamed image source is not supported yet",
+                f"{len(checked.data.X_train)} image files over data.in_memory_mb={spec.data.in_memory_mb}",
+                "an image source that fits in memory (and no per-image augmentation), or training on one machine",
+                "Raise data.in_memory_mb, or run without --address/--workers.",
+            )
+        )
     _check_workers(workers, len(checked.data.X_train))
     _check_unfreeze(checked, workers)
     out = Path(out)
@@ -304,7 +313,7 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     spec = Spec.from_yaml(config["spec"])
     tensors = ray.get(config["data"])
     x, y = _shard(tensors["x"], rank, world), _shard(tensors["y"], rank, world)
-    graph = graph_for(spec, Preprocessor.from_state(config["preprocessor"]), config["n_outputs"])
+    graph = graph_for(spec, preprocessor_from_state(config["preprocessor"]), config["n_outputs"])
     pl.seed_everything(spec.train.seed, workers=False, verbose=False)
     module = _SyncedTaskModule(
         spec,

@@ -26,7 +26,7 @@ from dltoolkit.spec import Spec
 from dltoolkit.widgets._common import MessageBox, labelled, table_html
 from dltoolkit.widgets._state import SpecState
 
-SOURCES = ("dataset", "csv", "dataframe")
+SOURCES = ("dataset", "csv", "dataframe", "images")
 
 
 def suggest_kind(y: pd.Series) -> str:
@@ -53,6 +53,7 @@ class DataController:
         self.namespace = namespace
         self.frame: pd.DataFrame | None = None
         self.guessed: str | None = None  # a target taken as the last column, for the user to confirm
+        self.images = False  # the source is an image folder or manifest: frame lists the files
         spec = state.spec
         if spec.data.source == "frame":
             self.frame = state.data if isinstance(state.data, pd.DataFrame) else None
@@ -61,13 +62,21 @@ class DataController:
 
     # ------------------------------------------------------------------ loading
     def _read(self, spec: Spec) -> pd.DataFrame:
+        from dltoolkit.data.images.source import image_files, is_image_source
         from dltoolkit.data.load import load_raw
 
+        if is_image_source(spec):
+            self.images = True
+            return image_files(spec)
         X, y = load_raw(spec)
         return X.assign(**{y.name: y})
 
     def load(self, kind: str, value: Any) -> pd.DataFrame:
-        """Load a bundled dataset (``"dataset"``), a CSV file (``"csv"``) or a kernel DataFrame."""
+        """Load a bundled dataset (``"dataset"``), a CSV file (``"csv"``), a kernel DataFrame, or an
+        image folder or manifest (``"images"``: a ``path``/``target`` frame of the files, nothing decoded)."""
+        if kind == "images":
+            return self._load_images(str(value))
+        self.images = False
         if kind == "dataset":
             frame, source, data, name = DATASETS.get(value)({}), value, None, str(value)
         elif kind == "csv":
@@ -78,6 +87,29 @@ class DataController:
         else:
             raise DataError(message("Unknown data source kind", kind, f"one of {list(SOURCES)}"))
         self._switch(frame, source, data, name)
+        return frame
+
+    def _load_images(self, path: str) -> pd.DataFrame:
+        from dltoolkit.data.images.source import image_files, source_format
+
+        source = str(Path(path).expanduser())
+        probe = self.state.spec.with_values({"data.source": source, "data.format": "auto"})
+        if source_format(probe) == "table":
+            raise DataError(
+                message(
+                    "Not an image source",
+                    path,
+                    "a folder of class subfolders of images, or a CSV/Parquet manifest with a path column",
+                )
+            )
+        if Path(source).is_dir():  # a folder's target is its subfolders' names, under this name
+            probe = probe.with_values({"task.target": "target"})
+        probe = probe.with_values({"data.features": None, "data.exclude": [], "data.categorical": None,
+                                   "preprocess.columns": {}, "preprocess.shape": None, "preprocess.text": None})  # fmt: skip
+        frame = image_files(probe)
+        self.images = True
+        self.state.data = None
+        self._switch(frame, source, None, Path(source).stem or "images")
         return frame
 
     def _csv(self, path: str) -> pd.DataFrame:
@@ -223,6 +255,23 @@ class DataController:
         except DLToolkitError:
             return {}
 
+    def image_preview(self, per_class: int = 8) -> str:
+        """Thumbnails per class with counts, then a few images as the model gets them and augmented."""
+        from dltoolkit.widgets._image_preview import augmented_html, thumbnails_html
+
+        spec = self.state.spec
+        return (
+            thumbnails_html(self._frame(), spec.task.target, per_class)
+            + "<b>Model inputs and training augmentations</b>"
+            + augmented_html(spec, self._frame())
+        )
+
+    def image_summary(self) -> pd.DataFrame:
+        """Images, classes, file formats and the model's input shape."""
+        from dltoolkit.widgets._image_preview import summary
+
+        return summary(self._frame(), self.state.spec)
+
     def class_balance(self) -> pd.DataFrame | None:
         """Counts and shares per class of the target (None for regression)."""
         spec = self.state.spec
@@ -281,6 +330,8 @@ class DataPanel(w.VBox):
                 if spec.data.source == "frame"
                 else "dataset"
                 if spec.data.source in DATASETS
+                else "images"
+                if c.images
                 else "csv",
             ),
             "dlt-source-kind",
@@ -294,7 +345,8 @@ class DataPanel(w.VBox):
             "dlt-dataset",
         )
         self.path = labelled(
-            w.Text(description="CSV / frame", placeholder="data.csv or a DataFrame name"), "dlt-source-path"
+            w.Text(description="Path / frame", placeholder="data.csv, a DataFrame name or an image folder"),
+            "dlt-source-path",
         )
         self.load_button = labelled(w.Button(description="Load", icon="upload"), "dlt-load")
         self.target = labelled(
@@ -383,6 +435,8 @@ class DataPanel(w.VBox):
         value = self.dataset.value if self.kind.value == "dataset" else self.path.value.strip()
         frame = self.controller.load(self.kind.value, value)
         text = f"Loaded {len(frame):,} rows and {frame.shape[1]} columns."
+        if self.controller.images:
+            text = f"Found {len(frame):,} images (nothing decoded yet)."
         if self.controller.guessed is not None:
             text += (
                 f" No column is named like a target (target, label, class, y...): the last one, "
@@ -428,8 +482,12 @@ class DataPanel(w.VBox):
             self._syncing = False
         if c.frame is None:
             return
-        self.preview.value = table_html(c.preview(), "dlt-table dlt-preview-table", na_rep="(missing)")
-        self.columns.value = table_html(c.column_table(), "dlt-table dlt-columns-table")
+        if c.images:
+            self.preview.value = c.image_preview()
+            self.columns.value = table_html(c.image_summary(), "dlt-table dlt-columns-table")
+        else:
+            self.preview.value = table_html(c.preview(), "dlt-table dlt-preview-table", na_rep="(missing)")
+            self.columns.value = table_html(c.column_table(), "dlt-table dlt-columns-table")
         balance = c.class_balance()
         self.balance.value = (
             "(regression)" if balance is None else table_html(balance, "dlt-table dlt-balance-table")

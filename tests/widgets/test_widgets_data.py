@@ -117,3 +117,30 @@ def test_a_target_is_guessed_by_name_else_the_user_is_asked(wine_state, frame):
         "No column is named like a target" in panel.message.text
         and "Pick the right one" in panel.message.text
     )
+
+
+def test_an_image_folder_is_previewed_as_thumbnails_per_class(tmp_path):
+    from dltoolkit.data.images.samples import write_digits_folder
+    from dltoolkit.recipes import load_recipe
+    from dltoolkit.widgets import SpecState
+
+    root = write_digits_folder(tmp_path / "digits", per_class=3, sizes=(8,))
+    (root / "3").rename(root / "<i>three")  # a folder name is user data: shown escaped
+    state = SpecState(load_recipe("digits-cnn"))
+    panel = DataPanel(DataController(state))
+    panel.kind.value, panel.path.value = "images", str(root)
+    panel.load_button.click()
+    assert not panel.message.is_error and "Found 30 images" in panel.message.text
+    spec = state.spec
+    assert spec.data.source == str(root) and spec.preprocess.shape is None  # digits-cnn's [1, 8, 8] dropped
+    assert (spec.task.target, spec.task.kind) == ("target", "multiclass")
+    preview = panel.preview.value
+    assert preview.count("(3 images)") == 10 and preview.count("<img") == 30 + 3  # thumbnails, model inputs
+    assert "&lt;i&gt;three" in preview and "<i>three" not in preview
+    assert "No per-image augmentation" in preview
+    state.update({"preprocess.augment.rotation": 15})
+    panel.refresh()
+    assert panel.preview.value.count("<img") == 30 + 3 * 5  # each shown image and 4 augmented draws
+    summary = panel.controller.image_summary().set_index("")["value"]
+    assert summary["classes"] == "10" and summary["model input"] == "3 x 32 x 32"
+    assert panel.controller.class_balance()["rows"].tolist() == [3] * 10
