@@ -12,7 +12,7 @@ load. torchmetrics and Lightning import torchvision themselves whenever it is in
 ``import dltoolkit`` puts :class:`_Finder` first on ``sys.meta_path``: the first import of torchvision
 in the process, by anyone, runs :func:`prepare` before it (without importing torch any earlier).
 Calling ``torchvision.ops.nms`` in that state raises torch's "no kernel registered" error; models,
-transforms, ``io.decode_image`` and datasets work.
+transforms and datasets work (``torchvision.io``'s decoders need the same extension: decode with Pillow).
 
 Example:
     >>> tv = torchvision()   # doctest: +SKIP
