@@ -43,9 +43,19 @@ def explain(
             accuracy, or R² for regression).
         seed: seeds the shuffles and KernelSHAP's samples.
 
+    Returns:
+        The :class:`~dltoolkit.interpret.explanation.Explanation`: ``importance`` (tabular), ``rows``
+        (one :class:`~dltoolkit.interpret.explanation.RowExplanation` per attributed test row),
+        ``figures()`` and ``save(out)``.
+
     Raises:
         ExplainError: an ensemble, or a method that does not fit the model (the message lists those that do).
         DataError: the data does not fit the bundle (missing input columns, unknown labels).
+
+    Example:
+        >>> e = dltoolkit.explain("runs/wine", rows=[0, 5])          # doctest: +SKIP
+        >>> e.importance[["importance", "std"]].head(3)               # doctest: +SKIP
+        >>> e.rows[0].attributions["integrated_gradients"]            # doctest: +SKIP
     """
     from dltoolkit._extras import require
     from dltoolkit.interpret.attribution import check_method, default_methods
