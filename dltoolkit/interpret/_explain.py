@@ -96,7 +96,8 @@ def _explain(
     from dltoolkit.interpret.attribution import Context, attribute, feature_groups
 
     split = load_rows(predictor, data)
-    chosen = check_rows(list(rows) if isinstance(rows, Sequence) else rows or ROWS[kind], len(split.raw))
+    wanted = ROWS[kind] if rows is None else rows if isinstance(rows, int | np.integer | str) else list(rows)
+    chosen = check_rows(wanted, len(split.raw))
     importance = None
     if kind == "tabular":
         from dltoolkit.interpret.permutation import permutation_importance

@@ -133,10 +133,11 @@ def forward_of(model: Predictor) -> Any:
 
 def check_rows(rows: int | list[int], n: int) -> list[int]:
     """Test positions to explain: the first ``rows`` ones, or the positions given."""
-    if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 1:
-        return list(range(min(rows, n)))
-    if isinstance(rows, list | tuple) and rows and all(isinstance(r, int) and 0 <= r < n for r in rows):
-        return list(rows)
+    whole = (int, np.integer)
+    if isinstance(rows, whole) and not isinstance(rows, bool) and rows >= 1:
+        return list(range(min(int(rows), n)))
+    if isinstance(rows, list | tuple) and rows and all(isinstance(r, whole) and 0 <= r < n for r in rows):
+        return [int(r) for r in rows]
     raise ExplainError(
         message(
             "Cannot pick these test rows",

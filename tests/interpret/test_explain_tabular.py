@@ -62,7 +62,7 @@ def test_integrated_gradients_is_complete(explained, planted):
 
 def test_kernel_shap_gives_one_value_per_original_column(planted):
     bundle, frame = planted
-    row = explain(bundle, frame, rows=[4], methods=["kernel_shap"], repeats=1).rows[0]
+    row = explain(bundle, frame, rows=np.array([4]), methods=["kernel_shap"], repeats=1).rows[0]
     values = row.attributions["kernel_shap"]
     assert row.row == 4 and values.shape == (6,)
     assert values.sum() == pytest.approx(row.output - row.baseline_output, abs=0.02)
