@@ -28,6 +28,7 @@ __all__ = [
     "Graph",
     "Spec",
     "check",
+    "explain",
     "export",
     "list_recipes",
     "load",
@@ -47,6 +48,7 @@ _LAZY = {
     "recipe": ("dltoolkit.recipes", "load_recipe"),
     "sweep": "dltoolkit.tune",
     "export": "dltoolkit.deploy",
+    "explain": ("dltoolkit.interpret", "explain"),
     "studio": "dltoolkit.widgets",
     "load_ipython_extension": "dltoolkit.extension",
 }

@@ -12,6 +12,7 @@ serve    fastapi, uvicorn, python-multipart         ``dltoolkit serve``, ``creat
 export   onnx, onnxruntime, onnxscript              ``dltoolkit export --format onnx``
 vision   torchvision                                image sources, transforms and pretrained backbones
 text     tokenizers                                 ``preprocess.text.tokenizer: bpe``
+explain  captum                                     ``dltoolkit explain``, ``dltoolkit.explain`` (attributions)
 ======== ========================================== ==========================================================
 
 ``pip install 'dltoolkit[all]'`` installs every extra.
@@ -33,6 +34,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {  # extra -> the modules it provides
     "export": ("onnx", "onnxruntime", "onnxscript"),
     "vision": ("torchvision",),
     "text": ("tokenizers",),
+    "explain": ("captum",),
 }
 
 

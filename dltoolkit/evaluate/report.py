@@ -9,11 +9,15 @@ import html
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from dltoolkit.evaluate.metrics import metrics_table
 from dltoolkit.spec import atomic_write_text
+
+if TYPE_CHECKING:
+    from dltoolkit.interpret import Explanation
 
 HISTORY_ROWS = 30  # a longer history shows only its last rows
 
@@ -39,6 +43,8 @@ def write_report(
     history: pd.DataFrame | None,
     plots: dict[str, Path],
     extra: dict | None = None,
+    explanation: Explanation | None = None,
+    explanation_plots: dict[str, Path] | None = None,
 ) -> Path:
     """Write ``out_dir/report.html`` atomically and return its path.
 
@@ -52,6 +58,9 @@ def write_report(
         plots: Plot name -> PNG path, e.g. from ``save_plots(out_dir / "plots", ...)``; a path
                 that does not exist from here is taken as relative to ``out_dir``.
         extra: More facts about the run (duration, best epoch, checkpoint...), shown as a table.
+        explanation: A :func:`dltoolkit.explain` result, shown as an "Understand the model" section
+            (permutation importance, the explained rows) with ``explanation_plots`` (name -> PNG,
+            e.g. from ``explanation.save(out_dir / "explain")``).
 
     Example:
         >>> write_report(run_dir, title="iris", spec_yaml=spec.to_yaml(), metrics=m,
@@ -70,6 +79,10 @@ def write_report(
         sections.append(_section("Training history", _history_html(history)))
     if plots:
         sections.append(_section("Plots", "\n".join(_figure(n, p, out_dir) for n, p in plots.items())))
+    if explanation is not None:
+        sections.append(
+            _section("Understand the model", _explanation_html(explanation, explanation_plots or {}, out_dir))
+        )
     sections.append(_section("Spec", f"<pre>{_esc(spec_yaml)}</pre>"))
     page = _page(title, "\n".join(sections))
     path = out_dir / "report.html"
@@ -143,3 +156,43 @@ def _figure(name: str, path: Path, out_dir: Path) -> str:
         path = Path(os.path.relpath(path, out_dir))
     src = path.as_posix()
     return f'<figure><img src="{_esc(src)}" alt="{_esc(name)}"><figcaption>{_esc(name)}</figcaption></figure>'
+
+
+EXPLAIN_NOTES = {
+    "importance": "Permutation importance: how much the test {scoring} drops when one column's values are "
+    "shuffled (a categorical column as one column), averaged over {repeats} shuffles; the spread is their "
+    "standard deviation.",
+    "rows": "Attributions of single test rows: how much each input moved the attributed output away from its "
+    "value at the average training input (pad tokens for text). Integrated Gradients' values add up to that "
+    "difference; the convergence delta is how far Captum's integral is from it.",
+}
+IMPORTANCE_ROWS = 15  # the longest importance table shown
+
+
+def _explanation_html(explanation: Explanation, plots: dict[str, Path], out_dir: Path) -> str:
+    parts = [
+        f'<p class="note">{_esc(explanation.kind)} model; methods: {_esc(", ".join(explanation.methods))}</p>'
+    ]
+    table = explanation.importance
+    if table is not None:
+        repeats = sum(str(c).startswith("repeat_") for c in table.columns)
+        note = EXPLAIN_NOTES["importance"].format(scoring=explanation.scoring, repeats=repeats)
+        rows = ([f, r["importance"], r["std"]] for f, r in table.head(IMPORTANCE_ROWS).iterrows())
+        parts += [f'<p class="note">{_esc(note)}</p>', _table(["column", "importance", "std"], rows)]
+    parts.append(f'<p class="note">{_esc(EXPLAIN_NOTES["rows"])}</p>')
+    rows = (
+        [
+            r.row,
+            r.true,
+            r.predicted,
+            r.target,
+            r.output,
+            r.baseline_output,
+            max(r.delta.values(), default=None),
+        ]
+        for r in explanation.rows
+    )
+    header = ["test row", "true", "predicted", "attributed", "output", "at the average input", "delta"]
+    parts.append(_table(header, rows))
+    parts.append("\n".join(_figure(n, p, out_dir) for n, p in plots.items()))
+    return "\n".join(parts)

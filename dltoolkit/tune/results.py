@@ -13,15 +13,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from dltoolkit.errors import unknown
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from dltoolkit.tune.space import Domain
 
 
 @dataclass
@@ -172,27 +179,96 @@ def _tick(table: pd.DataFrame, name: str, value: float, log_paths: set[str]) -> 
     return str(categories[int(value)]) if 0 <= int(value) < len(categories) else ""
 
 
-def importance(table: pd.DataFrame, paths: list[str], metric: str, log_paths: set[str]) -> pd.Series:
-    """How much each hyperparameter explains the best metric: a random forest's impurity importances.
+EVALUATORS = ("ped_anova", "fanova")  # Optuna's importance evaluators, by the name ``importance`` takes
 
-    Fewer than three finished trials give zeros (there is nothing to explain yet).
+
+def importance(
+    table: pd.DataFrame, space: dict[str, Domain], metric: str, mode: str, evaluator: str = "ped_anova"
+) -> pd.Series:
+    """How much each hyperparameter explains the best metric, from Optuna's importance evaluator.
+
+    The finished trials of the table become an in-memory Optuna study (one ``create_trial`` each,
+    its distributions from the search space, its value the trial's best ``metric``) that
+    :func:`optuna.importance.get_param_importances` evaluates with PED-ANOVA (default: it works
+    with a handful of trials, measuring which values the best trials share) or fANOVA (variance
+    decomposition over a random forest, better with many trials). The scores sum to 1; fewer than
+    three finished trials give zeros (there is nothing to explain yet).
+
+    Returns:
+        One score per path, sorted ascending (the order horizontal bars are drawn in).
+
+    Raises:
+        UnknownNameError: ``evaluator`` is not one of :data:`EVALUATORS`.
     """
+    if evaluator not in EVALUATORS:
+        raise unknown("importance evaluator", evaluator, EVALUATORS)
     column = f"best_{metric}"
     done = table[table[column].notna()] if column in table else table.iloc[:0]
+    paths = list(space)
     if len(done) < 3 or not paths:
         return pd.Series(0.0, index=paths, name="importance")
-    from sklearn.ensemble import RandomForestRegressor
+    import optuna
 
-    X = encode_params(done, paths, log_paths).to_numpy()
-    forest = RandomForestRegressor(n_estimators=100, random_state=0).fit(X, done[column].astype(float))
-    return pd.Series(forest.feature_importances_, index=paths, name="importance").sort_values()
+    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+    distributions = {p: _distribution(space[p], done[p]) for p in paths}
+    for _, row in done.iterrows():
+        params = {p: _param(space[p], row[p]) for p in paths}
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=distributions, value=float(row[column]))
+        )
+    with _quiet_optuna(optuna):
+        scores = optuna.importance.get_param_importances(study, evaluator=_evaluator(evaluator))
+    return pd.Series({p: float(scores.get(p, 0.0)) for p in paths}, name="importance").sort_values()
 
 
-def importance_figure(table: pd.DataFrame, paths: list[str], metric: str, log_paths: set[str]) -> Figure:
+def _distribution(domain: Domain, values: pd.Series) -> Any:
+    """The Optuna distribution of a search domain, widened to the values the trials really took
+    (Ray's ``quniform`` can round just past ``high``); choices are compared as text."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if domain.discrete:
+        return CategoricalDistribution(tuple(dict.fromkeys(str(v) for v in domain.args[0])))
+    low, high = domain.args[0], domain.args[1]
+    if domain.name in ("randint", "lograndint"):  # Ray's integer ranges exclude high
+        low, high = min(int(low), int(values.min())), max(int(high) - 1, int(values.max()))
+        return IntDistribution(low, max(low, high), log=domain.name == "lograndint")
+    low, high = min(float(low), float(values.min())), max(float(high), float(values.max()))
+    return FloatDistribution(low, high, log=domain.name == "loguniform")
+
+
+def _param(domain: Domain, value: Any) -> Any:
+    if domain.discrete:
+        return str(value)
+    return int(value) if domain.name in ("randint", "lograndint") else float(value)
+
+
+def _evaluator(name: str) -> Any:
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+
+    with warnings.catch_warnings():  # PED-ANOVA is "experimental" in optuna 4 (stable in 5)
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return PedAnovaImportanceEvaluator() if name == "ped_anova" else FanovaImportanceEvaluator(seed=0)
+
+
+@contextlib.contextmanager
+def _quiet_optuna(optuna: Any) -> Iterator[None]:
+    """No "All trials are in top trials" log lines: the figure says what the scores are."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def importance_figure(
+    table: pd.DataFrame, space: dict[str, Domain], metric: str, mode: str, evaluator: str = "ped_anova"
+) -> Figure:
     """Horizontal bars of :func:`importance`."""
     column = f"best_{metric}"
     finished = int(table[column].notna().sum()) if column in table else 0
-    if finished < 3 or not paths:  # nothing to explain yet: say so rather than draw empty bars
+    if finished < 3 or not space:  # nothing to explain yet: say so rather than draw empty bars
         fig, ax = _figure((6.0, 1.6))
         ax.axis("off")
         ax.text(
@@ -205,8 +281,9 @@ def importance_figure(table: pd.DataFrame, paths: list[str], metric: str, log_pa
             wrap=True,
         )
         return fig
-    scores = importance(table, paths, metric, log_paths)
+    scores = importance(table, space, metric, mode, evaluator)
     fig, ax = _figure((6.0, 1.0 + 0.5 * max(1, len(scores))))
     ax.barh(list(scores.index), scores.to_numpy())
-    ax.set(xlabel="importance (random forest on the trials)", title=f"what drives best_{metric}")
+    label = {"ped_anova": "PED-ANOVA", "fanova": "fANOVA"}[evaluator]
+    ax.set(xlabel=f"importance (Optuna {label} over {finished} trials)", title=f"what drives best_{metric}")
     return fig

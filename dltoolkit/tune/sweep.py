@@ -270,7 +270,7 @@ class Sweep:
 
     def plot_importance(self):
         """Hyperparameter importance for the best metric (a Figure)."""
-        return importance_figure(self.trials(), list(self.plan.space), self.plan.metric, self._log_paths())
+        return importance_figure(self.trials(), self.plan.space, self.plan.metric, self.plan.mode)
 
     def _repr_html_(self) -> str:
         from dltoolkit._html import esc, table

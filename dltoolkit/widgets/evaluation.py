@@ -1,7 +1,8 @@
 """The evaluation dashboard: metrics, per-class report and plots of one or more runs side by side.
 
 :class:`EvalController` turns a :class:`dltoolkit.api.Run`, a run folder or a bundle folder into
-test-set predictions and metrics; :class:`EvalPanel` shows them.
+test-set predictions and metrics, and explains a run on request (:func:`dltoolkit.explain`);
+:class:`EvalPanel` shows them, each run's column with an **Explain** button.
 
 Example:
     >>> evaluation = EvalController()
@@ -41,6 +42,9 @@ class Evaluated:
     output: np.ndarray
     classes: list[str] | None
     spec: dict[str, Any] | None = None  # the run's spec, for a configuration diff
+    model: Any = None  # the Predictor, for explain
+    data: Any = None  # the data the run was added with (None: the spec's source)
+    explanation: Any = None  # the last dltoolkit.explain result for this run
 
 
 def _predictions(predictor, data: Any) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
@@ -96,6 +100,8 @@ class EvalController:
                 output,
                 classes,
                 item.spec.to_dict(),
+                item.predictor,
+                data,
             )
         )
 
@@ -125,6 +131,8 @@ class EvalController:
                 output,
                 classes,
                 predictor.spec.to_dict(),
+                predictor,
+                data,
             )
         )
 
@@ -182,6 +190,15 @@ class EvalController:
         """Precision, recall, F1 and support per class (None for regression)."""
         per = self.get(name).metrics.get("per_class")
         return pd.DataFrame(per).T.rename_axis("class").reset_index() if per else None
+
+    def explain(self, name: str, **options: Any) -> Any:
+        """Explain a run on the dashboard on its test split (``options`` as :func:`dltoolkit.explain`
+        takes them); the result is kept with the run."""
+        from dltoolkit.interpret import explain
+
+        run = self.get(name)
+        run.explanation = explain(run.model, run.data, **options)
+        return run.explanation
 
     def figures(self, name: str) -> dict[str, Any]:
         """The run's plots as matplotlib Figures: learning curves, then the task's standard plots."""
@@ -318,4 +335,42 @@ class EvalPanel(w.VBox):
             picture.layout.max_width = "100%"  # fits its run's column
             picture.show(fig)
             items += [w.HTML(f"<i>{esc(key.replace('_', ' '))}</i>"), picture]
+        explain = labelled(
+            w.Button(description="Explain", icon="search", tooltip="permutation importance and attributions"),
+            "dlt-eval-explain-button",
+        )
+        found = labelled(w.VBox(), "dlt-eval-explain")
+        explain.on_click(lambda _: self._explain(title.value, found))
+        items += [explain, found]
         return labelled(w.VBox(items, layout=w.Layout(max_width="460px")), "dlt-eval-run")
+
+    def _explain(self, name: str, box: w.VBox) -> None:
+        self.message.info(f"Explaining {name} on its test split...")
+        try:
+            explanation = self.controller.explain(name)
+        except (DLToolkitError, ValueError, KeyError, OSError) as e:
+            self.message.error(e)
+            return
+        self.message.clear()
+        box.children = explanation_view(explanation)
+
+
+def explanation_view(explanation: Any) -> list[w.Widget]:
+    """An explanation's figures; for a tabular model the importance and one row at a time, chosen
+    from the explained test rows."""
+
+    def picture(fig: Any, key: str) -> w.Widget:
+        shown = image("dlt-eval-explain-plot")
+        shown.add_class(f"dlt-plot-{key}")
+        shown.layout.max_width = "100%"
+        shown.show(fig)
+        return shown
+
+    if explanation.kind != "tabular":
+        return [picture(fig, key) for key, fig in explanation.figures().items()]
+    items: list[w.Widget] = [picture(explanation.plot_importance(), "permutation_importance")]
+    rows = [(f"test row {r.row}: predicted {r.predicted}", i) for i, r in enumerate(explanation.rows)]
+    choose = labelled(w.Dropdown(description="Row", options=rows, value=0), "dlt-eval-explain-row")
+    shown = picture(explanation.plot_row(0), "attributions_row")
+    choose.observe(lambda c: shown.show(explanation.plot_row(c["new"])), "value")
+    return [*items, choose, shown]

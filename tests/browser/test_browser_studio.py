@@ -142,6 +142,13 @@ def test_training_then_evaluation_plots_appear_as_images(page, screenshots):
     assert all(w > 100 for w in widths)
     assert page.locator(".dlt-metrics-table").count() == 1
     _shots(page, screenshots, "4-evaluation")
+    page.locator(".dlt-eval-explain-button").first.click()
+    explained = page.locator("img.dlt-eval-explain-plot")
+    explained.nth(1).wait_for(timeout=120_000)
+    assert explained.count() == 2  # permutation importance, then the chosen test row's attributions
+    assert all(explained.nth(i).evaluate("img => img.naturalWidth") > 100 for i in range(2))
+    page.locator(".dlt-eval-explain-row").first.scroll_into_view_if_needed()
+    _shots(page, screenshots, "9-explain")
     _tab(page, "Spec")
     page.locator(".dlt-spec-yaml").wait_for()
     assert "units: 16" in page.locator(".dlt-spec-yaml").inner_text()  # the graph edit, among the changes

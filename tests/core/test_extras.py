@@ -43,8 +43,9 @@ def _cli(args: list[str], block: list[str]) -> subprocess.CompletedProcess:
         ("export", ["export", "no-such-model", "--format", "onnx", "--out", "x.onnx"], "ONNX export"),
         ("tune", ["tune", "wine", "--samples", "1"], "A sweep"),
         ("tune", ["run", "wine", "--workers", "2"], "dltoolkit run --address/--workers"),
+        ("explain", ["explain", "no-such-model"], "dltoolkit explain"),
     ],
-    ids=["serve", "export", "tune", "run-workers"],
+    ids=["serve", "export", "tune", "run-workers", "explain"],
 )
 def test_a_verb_names_its_missing_extra(extra, args, feature, tmp_path):
     result = _cli(args, list(EXTRAS[extra]))

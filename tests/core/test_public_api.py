@@ -10,6 +10,7 @@ def test_all_is_pinned():
         "Graph",
         "Spec",
         "check",
+        "explain",
         "export",
         "list_recipes",
         "load",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from matplotlib.figure import Figure
 
+from dltoolkit.errors import UnknownNameError
 from dltoolkit.tune.results import (
     TrialRecord,
     curves_figure,
@@ -14,6 +15,9 @@ from dltoolkit.tune.results import (
     ranked,
     trial_table,
 )
+from dltoolkit.tune.space import parse_space
+
+SPACE = parse_space({"lr": {"loguniform": [0.001, 0.1]}, "units": {"choice": [8, 16, 32]}})
 
 
 @pytest.fixture
@@ -54,29 +58,38 @@ def test_plots_are_figures(records):
     figures = [
         curves_figure(records, "val_acc"),
         parallel_figure(table, ["lr", "units"], "val_acc", {"lr"}),
-        importance_figure(table, ["lr", "units"], "val_acc", {"lr"}),
+        importance_figure(table, SPACE, "val_acc", "max"),
     ]
     assert all(isinstance(f, Figure) and f.axes for f in figures)
     assert len(figures[0].axes[0].lines) == 3  # the trial without results draws nothing
 
 
-def test_importance_ranks_the_parameter_that_drives_the_metric():
+@pytest.mark.parametrize("evaluator", ["ped_anova", "fanova"])
+def test_importance_ranks_the_parameter_that_drives_the_metric(evaluator):
+    """Optuna's evaluator over a study built from the trial table: the metric follows lr only."""
+    space = parse_space(
+        {"lr": {"loguniform": [1e-4, 0.1]}, "noise": {"choice": [0, 1, 2, 3, 4]}, "drop": {"uniform": [0, 1]}}
+    )
     recs = [
         TrialRecord(
             str(i),
-            {"lr": 10.0 ** -(i % 4 + 1), "noise": (i * 7) % 5},
+            {"lr": 10.0 ** -(i % 4 + 1), "noise": (i * 7) % 5, "drop": ((i * 5) % 12) / 12},
             "TERMINATED",
-            rows=[{"epoch": 1, "val_acc": 0.2 * (i % 4)}],
+            rows=[{"epoch": 1, "val_loss": 1.0 - 0.2 * (i % 4)}],
         )
-        for i in range(12)
+        for i in range(16)
     ]
-    scores = importance(trial_table(recs, "val_acc", "max"), ["lr", "noise"], "val_acc", {"lr"})
-    assert scores["lr"] > scores["noise"]
+    scores = importance(trial_table(recs, "val_loss", "min"), space, "val_loss", "min", evaluator)
+    assert list(scores.index)[-1] == "lr", scores  # sorted ascending: the last bar is the largest
+    assert scores["lr"] > 0.5 and scores.sum() == pytest.approx(1.0)
+    with pytest.raises(UnknownNameError, match="Did you mean 'fanova'"):
+        importance(trial_table(recs, "val_loss", "min"), space, "val_loss", "min", "fanva")
 
 
 def test_importance_with_too_few_trials_says_so_and_parallel_axes_carry_units(records):
     table = trial_table(records[:2], "val_acc", "max")  # two trials with a val_acc
-    figure = importance_figure(table, ["lr", "units"], "val_acc", {"lr"})
+    figure = importance_figure(table, SPACE, "val_acc", "max")
+    assert importance(table, SPACE, "val_acc", "max").tolist() == [0.0, 0.0]
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert any("needs more trials" in t and "2 so far" in t for t in texts), texts
     assert not figure.axes[0].patches  # no empty bars

@@ -83,3 +83,24 @@ def test_data_panel_names_the_spec_after_the_data(wine_state, tmp_path):
     pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0], "price": [1.0, 2.0, 3.0, 5.0]}).to_csv(path, index=False)
     DataController(wine_state).load("csv", str(path))
     assert wine_state.spec.name == "houses"  # runs of this data are no longer called "wine"
+
+
+def test_explain_button_shows_importance_and_a_chosen_row(wine_run):
+    panel = EvalPanel()
+    panel.add(wine_run)
+    column = panel.columns.children[0]
+    button = next(x for x in column.children if "dlt-eval-explain-button" in x._dom_classes)
+    box = next(x for x in column.children if "dlt-eval-explain" in x._dom_classes)
+    button.click()
+    assert not panel.message.is_error, panel.message.text
+    explanation = panel.controller.get("wine").explanation
+    assert (
+        explanation.kind == "tabular" and explanation.importance.index[0] in wine_run.predictor.input_columns
+    )
+    pictures = [x for x in box.children if "dlt-eval-explain-plot" in x._dom_classes]
+    assert [p.value[:4] for p in pictures] == [b"\x89PNG"] * 2  # importance, then the chosen row
+    row = next(x for x in box.children if "dlt-eval-explain-row" in x._dom_classes)
+    assert [value for _, value in row.options] == [0, 1, 2]
+    before = pictures[1].value
+    row.value = 2  # another test row: its own attributions
+    assert pictures[1].value != before
