@@ -119,6 +119,8 @@ class Sweep:
         self._workers: set[int] = set()  # idents of the engine's other threads (local trials)
         self._error: BaseException | None = None
         self.best_bundle: Path | None = None
+        self.tracking: dict[str, Any] = {}  # where the sweep was tracked (mlflow_run_id...), at its end
+        self._tracker: Any = None
 
     # ------------------------------------------------------------------ live events (from the engine)
     def _on_start(self, trial_id: str, config: dict[str, Any]) -> None:
@@ -205,6 +207,15 @@ class Sweep:
         """Start the trials (in a thread with ``background``); the engine's own."""
         raise NotImplementedError
 
+    def _track(self) -> Sweep:
+        """Start tracking as ``spec.track`` asks (a parent run now, a nested run per trial from the
+        results stream, the outputs at the end: :mod:`dltoolkit.track`); before ``_launch``."""
+        if self.spec.track.enabled:
+            from dltoolkit.track import SweepTracking
+
+            self._tracker = SweepTracking(self)
+        return self
+
     def trial_state(self, trial_id: str) -> dict[str, Any] | None:
         """A trial's last saved state (weights, optimizer, ``best``: its best weights), or None."""
         raise NotImplementedError
@@ -215,6 +226,8 @@ class Sweep:
 
         self.best_bundle = save_best(self)
         save_outputs(self)
+        if self._tracker is not None:
+            self.tracking = self._tracker.finish(self)
 
     # ------------------------------------------------------------------ results
     def records(self) -> list[TrialRecord]:

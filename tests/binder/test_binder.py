@@ -57,9 +57,8 @@ def test_requirements_install_cpu_torch_dltoolkit_and_jupyterlab():
     assert f"--extra-index-url {CPU_INDEX}" in lines
     options = [ln for ln in lines if ln.startswith("-") and not ln.startswith("-e")]
     assert options == [f"--extra-index-url {CPU_INDEX}"], "no other pip options"
-    assert (
-        "-e .[all]" in lines
-    )  # repo2docker runs pip from the repository root; the notebooks use every extra
+    # repo2docker runs pip from the repository root; the notebooks use every extra (track is not in all)
+    assert "-e .[all,track]" in lines
     reqs = {r.name: r for r in (Requirement(ln) for ln in lines if not ln.startswith("-"))}
     assert set(reqs) == {"torch", "jupyterlab"}
     assert str(reqs["torch"].specifier) == "==2.13.0"
