@@ -50,6 +50,10 @@ class MlflowSink:
         if not verbose():  # "Creating initial MLflow database tables...", alembic's migration lines
             for name in QUIET_LOGGERS:
                 logging.getLogger(name).setLevel(logging.WARNING)
+        from dltoolkit.track.target import local_store
+
+        if (db := local_store(self.uri)) is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
         client = MlflowClient(tracking_uri=self.uri)
         found = client.get_experiment_by_name(self.experiment)
         if found is None:
