@@ -119,7 +119,8 @@ class Run:
     out: Path
     seconds: float
     files: dict[str, Path] = field(default_factory=dict)
-    tracking: dict[str, Any] = field(default_factory=dict)  # mlflow_uri, mlflow_run_id, tensorboard
+    # where it was tracked (mlflow_uri, mlflow_run_id, tensorboard); keyword-only: subclasses add fields
+    tracking: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
     @property
     def bundle(self) -> Path:
