@@ -16,6 +16,8 @@ the best trial's metrics at its best epoch, its test metrics, ``trials.csv``, ``
 ``spec.yaml`` and the best bundle as ``model/``. (Ray's ``MLflowLoggerCallback`` follows the same
 order per trial: params at the start, metrics per result, status at the end.)
 
+A resumed sweep (``resume(out)``) is tracked as a new parent run with the trials it runs.
+
 TensorBoard gets the same per-epoch metrics: ``<folder>/<run>`` for a run, ``<folder>/<sweep>/<trial
 id>`` for each trial.
 """

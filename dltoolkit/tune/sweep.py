@@ -97,7 +97,9 @@ class Sweep:
     Attributes:
         spec: the swept spec (its ``search`` section as run); ``out``: the output folder;
         preflight: the pre-flight report; first_result_s: seconds from launch to the first result;
-        engine: ``"local"`` or ``"ray"``; engine_reason: why that engine (one line).
+        engine: ``"local"`` or ``"ray"``; engine_reason: why that engine (one line);
+        tracking: where the sweep was tracked (``mlflow_uri``, ``mlflow_run_id``, ``tensorboard``;
+        set at its end when ``spec.track`` is on, see :mod:`dltoolkit.track`).
     """
 
     engine = ""
