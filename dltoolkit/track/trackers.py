@@ -236,9 +236,10 @@ class SweepTracking:
     def finish(self, sweep: Any) -> dict[str, Any]:
         """The sweep's outputs are written: end the trials and the parent run with their results;
         what was tracked."""
-        if self.done or not self.tracker.active:
-            return {}
-        self.done = True
+        with self._lock:
+            if self.done or not self.tracker.active:
+                return {}
+            self.done = True
         for rec in sweep.records():
             self._trial(rec.trial_id, rec.config)  # errored before its first epoch: a run all the same
             if rec.error:
@@ -272,15 +273,20 @@ class SweepTracking:
         """A sweep that ended on an error never wrote its outputs: end its runs as FAILED."""
         try:
             self.sweep.wait()
-            return
         except BaseException:  # noqa: BLE001 - any end but a clean one
-            pass
-        if not self.done:
+            self.abort()
+
+    def abort(self) -> None:
+        """End the sweep's run as FAILED and its trials' as KILLED (once; no outputs to log)."""
+        with self._lock:
+            if self.done or not self.tracker.active:
+                return
             self.done = True
-            for trial_id in sorted(self._started):
-                self.tracker.end(trial_id, "KILLED")
-            self.tracker.end("", "FAILED")
-            self.tracker.close()
+            started = sorted(self._started)
+        for trial_id in started:
+            self.tracker.end(trial_id, "KILLED")
+        self.tracker.end("", "FAILED")
+        self.tracker.close()
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -209,14 +209,19 @@ class Sweep:
         """Start the trials (in a thread with ``background``); the engine's own."""
         raise NotImplementedError
 
-    def _track(self) -> Sweep:
-        """Start tracking as ``spec.track`` asks (a parent run now, a nested run per trial from the
-        results stream, the outputs at the end: :mod:`dltoolkit.track`); before ``_launch``."""
+    def _start(self, address: str | None, background: bool, restore: bool) -> Sweep:
+        """``_launch``, tracked as ``spec.track`` asks (a parent run now, a nested run per trial
+        from the results stream, the outputs at the end: :mod:`dltoolkit.track`)."""
         if self.spec.track.enabled:
             from dltoolkit.track import SweepTracking
 
             self._tracker = SweepTracking(self)
-        return self
+        try:
+            return self._launch(address, background, restore)
+        except BaseException:
+            if self._tracker is not None and not self.done:  # it never started (e.g. no Ray there)
+                self._tracker.abort()
+            raise
 
     def trial_state(self, trial_id: str) -> dict[str, Any] | None:
         """A trial's last saved state (weights, optimizer, ``best``: its best weights), or None."""
