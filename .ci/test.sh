@@ -12,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q torch==2.13.0 torchvision==0.28.0  # the CPU torch on this machine's disk and its torchvision; first, so nothing pulls CUDA
-.venv/bin/pip install -q -e ".[test]"                # test pulls dltoolkit[all]: every extra
+.venv/bin/pip install -q -e ".[test]"                # test pulls dltoolkit[all,track]: every extra
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONWARNINGS=ignore
 
 ruff check dltoolkit tests benchmarks notebooks docs

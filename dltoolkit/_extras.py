@@ -12,10 +12,16 @@ serve    fastapi, uvicorn, python-multipart         ``dltoolkit serve``, ``creat
 export   onnx, onnxruntime, onnxscript              ``dltoolkit export --format onnx``
 vision   torchvision                                image sources, transforms and pretrained backbones
 text     tokenizers                                 ``preprocess.text.tokenizer: bpe``
+<<<<<<< HEAD
 explain  captum                                     ``dltoolkit explain``, ``dltoolkit.explain`` (attributions)
+=======
+track    mlflow, tensorboard                        the spec's ``track`` section, ``--track``, MLflow runs in
+                                                    the Evaluation panel
+>>>>>>> tracking
 ======== ========================================== ==========================================================
 
-``pip install 'dltoolkit[all]'`` installs every extra.
+``pip install 'dltoolkit[all]'`` installs every extra but ``track`` (MLflow brings its own server,
+Flask, Docker and Databricks clients: about 30 packages): ``pip install 'dltoolkit[all,track]'``.
 
 Example:
     >>> require("tune", "dltoolkit tune")   # doctest: +SKIP
@@ -34,8 +40,15 @@ EXTRAS: dict[str, tuple[str, ...]] = {  # extra -> the modules it provides
     "export": ("onnx", "onnxruntime", "onnxscript"),
     "vision": ("torchvision",),
     "text": ("tokenizers",),
+<<<<<<< HEAD
     "explain": ("captum",),
+=======
+    "track": ("mlflow", "tensorboard"),
+>>>>>>> tracking
 }
+
+
+NOT_IN_ALL = ("track",)  # extras that ``dltoolkit[all]`` leaves out
 
 
 class MissingExtraError(DLToolkitError, ImportError):
@@ -67,6 +80,7 @@ def require(extra: str, feature: str) -> None:
                 f"{feature} needs the {extra} extra, which is not installed",
                 f"no module named {module!r}",
                 f"the packages of dltoolkit[{extra}]: {', '.join(EXTRAS[extra])}",
-                f"Install it: pip install 'dltoolkit[{extra}]' (or 'dltoolkit[all]').",
+                f"Install it: pip install 'dltoolkit[{extra}]'"
+                + (" (or 'dltoolkit[all]')." if extra not in NOT_IN_ALL else "."),
             )
         )

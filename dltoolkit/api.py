@@ -81,6 +81,10 @@ def check(spec: Spec, data: Any = None) -> Checked:
     from dltoolkit.train.losses import loss_name
     from dltoolkit.train.optim import OPTIMIZERS, SCHEDULES
 
+    if spec.track.enabled:
+        from dltoolkit._extras import require
+
+        require("track", "Experiment tracking (the spec's track section, --track)")
     OPTIMIZERS.get(spec.train.optimizer.name)
     SCHEDULES.get(spec.train.schedule.name)
     loss_name(spec)
@@ -115,6 +119,8 @@ class Run:
     out: Path
     seconds: float
     files: dict[str, Path] = field(default_factory=dict)
+    # where it was tracked (mlflow_uri, mlflow_run_id, tensorboard); keyword-only: subclasses add fields
+    tracking: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
     @property
     def bundle(self) -> Path:
@@ -170,19 +176,32 @@ def run(
 
     An interrupted run (Ctrl-C, SIGTERM, a stop that ends the process) removes the output folder
     it was writing, so no half-written run is left behind.
+
+    With the spec's ``track`` section on, the run is also logged to MLflow and/or TensorBoard
+    (:mod:`dltoolkit.track`); ``Run.tracking`` then says where.
     """
     spec = resolve_spec(spec, overrides)
     if out is not None:
         check_out(out, overwrite)
     checked = check(spec, data)
     out = claim_out(out, overwrite) if out is not None else default_out(spec)
+    tracking = None
+    if spec.track.enabled:
+        from dltoolkit.track import RunTracking
+
+        tracking = RunTracking(spec, out)
+        listeners = [*listeners, *tracking.listeners]
     try:
-        return _train_and_write(spec, checked, out, progress, plots, listeners, callbacks)
-    except Exception:
+        result = _train_and_write(spec, checked, out, progress, plots, listeners, callbacks)
+    except BaseException as e:
+        if tracking is not None:
+            tracking.fail(e)
+        if not isinstance(e, Exception):  # interrupted: leave no half-written run behind
+            shutil.rmtree(out, ignore_errors=True)
         raise
-    except BaseException:  # interrupted: leave no half-written run behind
-        shutil.rmtree(out, ignore_errors=True)
-        raise
+    if tracking is not None:
+        result.tracking = tracking.finish(result)
+    return result
 
 
 def _train_and_write(

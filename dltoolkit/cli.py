@@ -34,11 +34,24 @@ def _overrides(pairs: list[str] | None) -> dict:
     return out
 
 
+def _track(value: str | None) -> dict:
+    """``--track URI``: the spec's ``track.mlflow`` (a URI, a folder, true; false: off)."""
+    from dltoolkit.spec import parse_value
+
+    return {} if value is None else {"track.mlflow": parse_value(value)}
+
+
+TRACK_HELP = (
+    "log to MLflow: a tracking URI (http://host:5000, sqlite:///path.db), a folder, or true "
+    "(runs/mlflow.db); overrides the spec's track.mlflow"
+)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from dltoolkit._files import claim_out
     from dltoolkit.api import default_out, resolve_spec, run
 
-    spec = resolve_spec(args.spec, _overrides(args.set))
+    spec = resolve_spec(args.spec, _overrides(args.set) | _track(args.track))
     with signals_raise():
         if args.address or args.workers:
             from dltoolkit._extras import require
@@ -62,6 +75,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             out = result.out
     _print_metrics(result.metrics)
     print(f"wrote {out}/ (report: {out / 'report.html'}, model: {out / 'model'})")
+    tracked = getattr(result, "tracking", {})
+    if tracked.get("mlflow_run_id"):
+        print(f"tracked in MLflow: run {tracked['mlflow_run_id']} at {tracked['mlflow_uri']}")
     return 0
 
 
@@ -163,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out")
+    p.add_argument("--track", metavar="URI", help=TRACK_HELP)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("recipes", help="list the bundled recipes")
     p.set_defaults(func=cmd_recipes)

@@ -330,6 +330,28 @@ class SearchSpec(_Section):
     engine: Literal["auto", "local", "ray"] = "auto"
 
 
+# --------------------------------------------------------------------------- tracking
+class TrackSpec(_Section):
+    """Experiment tracking: runs and sweeps also log to MLflow and/or TensorBoard (off by default).
+
+    A tracking server that cannot be reached gives one warning and the run goes on untracked;
+    see :mod:`dltoolkit.track`.
+    """
+
+    # MLflow: a tracking URI (a server's http(s)://host:port, or sqlite:///path/mlflow.db), a
+    # folder or .db file (a local SQLite store there), or true (sqlite:///<runs folder>/mlflow.db,
+    # the runs folder being the one that holds the run's output folder); false or unset: off
+    mlflow: bool | str | None = None
+    # TensorBoard event files of the per-epoch metrics: a folder, or true (<runs folder>/tensorboard),
+    # one sub-folder per run (per trial under a sweep's folder); false or unset: off
+    tensorboard: bool | str | None = None
+    experiment: str | None = None  # the MLflow experiment the runs go into; default: the spec's name
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.mlflow) or bool(self.tensorboard)
+
+
 # --------------------------------------------------------------------------- the spec
 class Spec(_Section):
     name: str = "experiment"
@@ -340,6 +362,7 @@ class Spec(_Section):
     graph: GraphSpec
     train: TrainSpec = Field(default_factory=TrainSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
+    track: TrackSpec = Field(default_factory=TrackSpec)
 
     # ---- construction
     @classmethod
@@ -474,6 +497,24 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
         parent[parts[-1]].update(value)
     else:
         parent[parts[-1]] = value
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """A spec dict as ``{"train.optimizer.lr": 0.003, ...}``: the dotted paths ``with_values`` takes
+    (graph nodes keyed by their names); other lists and empty sections are kept whole as values.
+
+    Example:
+        >>> flatten({"train": {"optimizer": {"lr": 0.01}}, "graph": {"nodes": [{"name": "h", "op": "linear"}]}})
+        {'train.optimizer.lr': 0.01, 'graph.nodes.h.name': 'h', 'graph.nodes.h.op': 'linear'}
+    """
+    named = isinstance(data, list) and data and all(isinstance(v, dict) and "name" in v for v in data)
+    if (isinstance(data, dict) and data) or named:
+        items = data.items() if isinstance(data, dict) else ((v["name"], v) for v in data)
+        out: dict[str, Any] = {}
+        for key, value in items:
+            out |= flatten(value, f"{prefix}{key}.")
+        return out
+    return {prefix[:-1]: data} if prefix else {}
 
 
 def parse_value(text: str) -> Any:

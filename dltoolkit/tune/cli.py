@@ -35,13 +35,16 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec value first")
     p.add_argument("--quiet", action="store_true", help="no live table")
+    from dltoolkit.cli import TRACK_HELP
+
+    p.add_argument("--track", metavar="URI", help=f"{TRACK_HELP}; each trial a nested run")
     p.set_defaults(func=cmd_tune)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
     import os
 
-    from dltoolkit.cli import _overrides
+    from dltoolkit.cli import _overrides, _track
     from dltoolkit.errors import DLToolkitError
     from dltoolkit.tune import resume, sweep
 
@@ -60,7 +63,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             address=args.address,
             max_concurrent=args.max_concurrent,
             out=args.out,
-            overrides=_overrides(args.set),
+            overrides=_overrides(args.set) | _track(args.track),
             background=True,
             overwrite=args.overwrite,
             engine=args.engine,
@@ -83,6 +86,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             f"best: trial {best['trial_id']} {runner.plan.metric}={best['score']:.4f} at epoch {best['epoch']}"
         )
     print(f"wrote {runner.out}/ (trials.csv, best/, plots/, spec.yaml)")
+    if runner.tracking.get("mlflow_run_id"):
+        print(f"tracked in MLflow: run {runner.tracking['mlflow_run_id']} at {runner.tracking['mlflow_uri']}")
     return 0
 
 

@@ -97,6 +97,24 @@ def run_distributed(
     _check_unfreeze(checked, workers)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if not spec.track.enabled:
+        return _train_and_write(checked, out, address, workers, plots)
+    from dltoolkit.track import RunTracking
+
+    tracking = RunTracking(spec, out)  # the epochs are logged at the end, from the history
+    try:
+        result = _train_and_write(checked, out, address, workers, plots)
+    except BaseException as e:
+        tracking.fail(e)
+        raise
+    result.tracking = tracking.finish(result)
+    return result
+
+
+def _train_and_write(
+    checked: Any, out: Path, address: str | None, workers: int, plots: bool
+) -> DistributedRun:
+    spec = checked.spec
     started = time.perf_counter()
     with _ray_session(address):
         trained = _train(checked, workers, (out / ".work").resolve())

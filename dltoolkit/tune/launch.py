@@ -115,7 +115,7 @@ def sweep(
         raise
     claim_out(out, overwrite, sweep=True)
     spec.save(out / "spec.yaml")
-    return runner._launch(address, background, restore=False)
+    return runner._start(address, background, restore=False)
 
 
 def resume_sweep(
@@ -141,7 +141,7 @@ def resume_sweep(
         phase("checking the spec and the data")
         spec = Spec.load(out / "spec.yaml").with_values({"search.engine": "local"})
         runner = _checked(spec, data, out, time.perf_counter(), workers, address)
-        return runner._launch(address, background, restore=True)
+        return runner._start(address, background, restore=True)
     from ray import tune
 
     if not (out / "spec.yaml").is_file() or not tune.Tuner.can_restore(str((out / EXPERIMENT).resolve())):
@@ -156,7 +156,7 @@ def resume_sweep(
     phase("checking the spec and the data")
     spec = Spec.load(out / "spec.yaml").with_values({"search.engine": "ray"})
     runner = _checked(spec, data, out, time.perf_counter(), workers, address)
-    return runner._launch(address, background, restore=True)
+    return runner._start(address, background, restore=True)
 
 
 def _workers_choice(workers: bool | None, address: str | None) -> bool | None:

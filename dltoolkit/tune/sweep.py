@@ -97,7 +97,9 @@ class Sweep:
     Attributes:
         spec: the swept spec (its ``search`` section as run); ``out``: the output folder;
         preflight: the pre-flight report; first_result_s: seconds from launch to the first result;
-        engine: ``"local"`` or ``"ray"``; engine_reason: why that engine (one line).
+        engine: ``"local"`` or ``"ray"``; engine_reason: why that engine (one line);
+        tracking: where the sweep was tracked (``mlflow_uri``, ``mlflow_run_id``, ``tensorboard``;
+        set at its end when ``spec.track`` is on, see :mod:`dltoolkit.track`).
     """
 
     engine = ""
@@ -119,6 +121,8 @@ class Sweep:
         self._workers: set[int] = set()  # idents of the engine's other threads (local trials)
         self._error: BaseException | None = None
         self.best_bundle: Path | None = None
+        self.tracking: dict[str, Any] = {}  # where the sweep was tracked (mlflow_run_id...), at its end
+        self._tracker: Any = None
 
     # ------------------------------------------------------------------ live events (from the engine)
     def _on_start(self, trial_id: str, config: dict[str, Any]) -> None:
@@ -205,6 +209,20 @@ class Sweep:
         """Start the trials (in a thread with ``background``); the engine's own."""
         raise NotImplementedError
 
+    def _start(self, address: str | None, background: bool, restore: bool) -> Sweep:
+        """``_launch``, tracked as ``spec.track`` asks (a parent run now, a nested run per trial
+        from the results stream, the outputs at the end: :mod:`dltoolkit.track`)."""
+        if self.spec.track.enabled:
+            from dltoolkit.track import SweepTracking
+
+            self._tracker = SweepTracking(self)
+        try:
+            return self._launch(address, background, restore)
+        except BaseException:
+            if self._tracker is not None and not self.done:  # it never started (e.g. no Ray there)
+                self._tracker.abort()
+            raise
+
     def trial_state(self, trial_id: str) -> dict[str, Any] | None:
         """A trial's last saved state (weights, optimizer, ``best``: its best weights), or None."""
         raise NotImplementedError
@@ -215,6 +233,8 @@ class Sweep:
 
         self.best_bundle = save_best(self)
         save_outputs(self)
+        if self._tracker is not None:
+            self.tracking = self._tracker.finish(self)
 
     # ------------------------------------------------------------------ results
     def records(self) -> list[TrialRecord]:

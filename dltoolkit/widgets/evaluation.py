@@ -136,6 +136,63 @@ class EvalController:
             )
         )
 
+    def mlflow_runs(self, uri: str) -> list[tuple[str, str]]:
+        """The runs of an MLflow store that logged a model bundle, as (label, run id), newest first."""
+        from dltoolkit.track import mlflow_runs
+
+        table = mlflow_runs(uri)
+        table = table[table["bundle"] != ""]
+        score = next((c for c in ("test_accuracy", "test_r2") if c in table), None)
+        return [
+            (
+                f"{row['name']} ({row['kind'] or 'run'}, {row['experiment']}"
+                + (f", {score[5:]} {row[score]:.3f})" if score and pd.notna(row[score]) else ")"),
+                row["run_id"],
+            )
+            for _, row in table.iterrows()
+        ]
+
+    def add_mlflow(self, run_id: str, uri: str, data: Any = None, name: str | None = None) -> Evaluated:
+        """Add a run tracked in MLflow (a run, or a sweep's best model) by its run id: its model
+        bundle and per-epoch history are read back through ``MlflowClient`` (the ``track`` extra)."""
+        import shutil
+        import tempfile
+        import weakref
+
+        from dltoolkit.bundle import load
+        from dltoolkit.track import fetch_run
+
+        if getattr(self, "_downloads", None) is None:  # the bundles' copies, removed with the controller
+            self._downloads = Path(tempfile.mkdtemp(prefix="dltoolkit-mlflow-"))
+            weakref.finalize(self, shutil.rmtree, self._downloads, True)
+        fetched = fetch_run(uri, run_id, self._downloads / run_id)
+        if fetched.bundle is None:
+            raise DLToolkitError(
+                message(
+                    "This MLflow run logged no model bundle",
+                    run_id,
+                    "a run or sweep that dltoolkit tracked (it logs the bundle as the model/ artifact)",
+                    "Pick one of the runs mlflow_runs() lists.",
+                )
+            )
+        predictor = load(fetched.bundle)
+        y_true, output, classes = _predictions(predictor, data)
+        metrics = predictor.metrics or json.loads((fetched.bundle / "metrics.json").read_text())
+        history = fetched.history if len(fetched.history) else None
+        spec = predictor.spec
+        return self._keep(
+            Evaluated(
+                name or fetched.name,
+                spec.task.kind,
+                metrics,
+                history,
+                y_true,
+                output,
+                classes,
+                spec.to_dict(),
+            )
+        )
+
     def _keep(self, item: Evaluated) -> Evaluated:
         names = self.names()
         base, i = item.name, 2
@@ -234,8 +291,10 @@ class EvalPanel(w.VBox):
         for box in (self.diff_a, self.diff_b):
             box.observe(lambda _c: self._draw_diff(), "value")
         self.compare = w.HBox([self.diff_a, self.diff_b], layout=w.Layout(display="none"))  # 2+ runs
+        self.mlflow = MlflowRow(self)
         self.children = [
             w.HBox([self.path, self.add_button, self.clear_button]),
+            self.mlflow,
             self.message,
             self.metrics,
             self.compare,
@@ -344,6 +403,7 @@ class EvalPanel(w.VBox):
         items += [explain, found]
         return labelled(w.VBox(items, layout=w.Layout(max_width="460px")), "dlt-eval-run")
 
+<<<<<<< HEAD
     def _explain(self, name: str, box: w.VBox) -> None:
         self.message.info(f"Explaining {name} on its test split...")
         try:
@@ -374,3 +434,47 @@ def explanation_view(explanation: Any) -> list[w.Widget]:
     shown = picture(explanation.plot_row(0), "attributions_row")
     choose.observe(lambda c: shown.show(explanation.plot_row(c["new"])), "value")
     return [*items, choose, shown]
+=======
+
+class MlflowRow(w.HBox):
+    """Add runs from an MLflow store: its tracking URI, *List* (the runs with a model bundle), *Add*."""
+
+    def __init__(self, panel: EvalPanel) -> None:
+        self.panel = panel
+        self.uri = labelled(
+            w.Text(description="MLflow", placeholder="sqlite:///runs/mlflow.db or http://host:5000"),
+            "dlt-eval-mlflow-uri",
+        )
+        self.list_button = labelled(w.Button(description="List runs", icon="list"), "dlt-eval-mlflow-list")
+        self.runs = labelled(w.Dropdown(description="Run", options=[]), "dlt-eval-mlflow-runs")
+        self.add_button = labelled(w.Button(description="Add", icon="plus"), "dlt-eval-mlflow-add")
+        self.list_button.on_click(lambda _: self.list_runs())
+        self.add_button.on_click(lambda _: self.add())
+        super().__init__([self.uri, self.list_button, self.runs, self.add_button])
+
+    def list_runs(self) -> None:
+        message_box = self.panel.message
+        message_box.clear()
+        try:
+            self.runs.options = self.panel.controller.mlflow_runs(self.uri.value.strip())
+        except (DLToolkitError, ImportError, OSError, ValueError) as e:
+            message_box.error(e)
+            return
+        except Exception as e:  # noqa: BLE001 - MLflow's own errors (a bad URI, a server's answer)
+            message_box.error(f"Could not list the runs of {self.uri.value.strip()!r}: {e}")
+            return
+        if not self.runs.options:
+            message_box.error("No run with a model bundle in this MLflow store: track a run first.")
+
+    def add(self) -> None:
+        self.panel.message.clear()
+        if not self.runs.value:
+            self.panel.message.error("Type the MLflow tracking URI, press List runs and pick a run.")
+            return
+        try:
+            self.panel.controller.add_mlflow(self.runs.value, self.uri.value.strip())
+        except (DLToolkitError, ImportError, OSError, ValueError, KeyError) as e:
+            self.panel.message.error(e)
+            return
+        self.panel.refresh()
+>>>>>>> tracking

@@ -57,13 +57,13 @@ def test_requirements_install_cpu_torch_dltoolkit_and_jupyterlab():
     assert f"--extra-index-url {CPU_INDEX}" in lines
     options = [ln for ln in lines if ln.startswith("-") and not ln.startswith("-e")]
     assert options == [f"--extra-index-url {CPU_INDEX}"], "no other pip options"
-    assert (
-        "-e .[all]" in lines
-    )  # repo2docker runs pip from the repository root; the notebooks use every extra
+    # repo2docker runs pip from the repository root; the notebooks use every extra (track is not in all)
+    assert "-e .[all,track]" in lines
     reqs = {r.name: r for r in (Requirement(ln) for ln in lines if not ln.startswith("-"))}
-    assert set(reqs) == {"torch", "jupyterlab"}
+    assert set(reqs) == {"torch", "torchvision", "jupyterlab"}
     assert str(reqs["torch"].specifier) == "==2.13.0"
-    assert "torch==2.13.0" in (ROOT / ".ci" / "test.sh").read_text(), "the same torch as the test venv"
+    assert str(reqs["torchvision"].specifier) == "==0.28.0", "the torchvision that pairs with torch 2.13"
+    assert "torch==2.13.0 torchvision==0.28.0" in (ROOT / ".ci" / "test.sh").read_text(), "as the test venv"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     torch_range = next(Requirement(d) for d in project if d.startswith("torch"))
     assert Version("2.13.0") in torch_range.specifier
