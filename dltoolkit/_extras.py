@@ -12,12 +12,9 @@ serve    fastapi, uvicorn, python-multipart         ``dltoolkit serve``, ``creat
 export   onnx, onnxruntime, onnxscript              ``dltoolkit export --format onnx``
 vision   torchvision                                image sources, transforms and pretrained backbones
 text     tokenizers                                 ``preprocess.text.tokenizer: bpe``
-<<<<<<< HEAD
 explain  captum                                     ``dltoolkit explain``, ``dltoolkit.explain`` (attributions)
-=======
 track    mlflow, tensorboard                        the spec's ``track`` section, ``--track``, MLflow runs in
                                                     the Evaluation panel
->>>>>>> tracking
 ======== ========================================== ==========================================================
 
 ``pip install 'dltoolkit[all]'`` installs every extra but ``track`` (MLflow brings its own server,
@@ -40,11 +37,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {  # extra -> the modules it provides
     "export": ("onnx", "onnxruntime", "onnxscript"),
     "vision": ("torchvision",),
     "text": ("tokenizers",),
-<<<<<<< HEAD
     "explain": ("captum",),
-=======
     "track": ("mlflow", "tensorboard"),
->>>>>>> tracking
 }
 
 

@@ -403,7 +403,6 @@ class EvalPanel(w.VBox):
         items += [explain, found]
         return labelled(w.VBox(items, layout=w.Layout(max_width="460px")), "dlt-eval-run")
 
-<<<<<<< HEAD
     def _explain(self, name: str, box: w.VBox) -> None:
         self.message.info(f"Explaining {name} on its test split...")
         try:
@@ -434,7 +433,7 @@ def explanation_view(explanation: Any) -> list[w.Widget]:
     shown = picture(explanation.plot_row(0), "attributions_row")
     choose.observe(lambda c: shown.show(explanation.plot_row(c["new"])), "value")
     return [*items, choose, shown]
-=======
+
 
 class MlflowRow(w.HBox):
     """Add runs from an MLflow store: its tracking URI, *List* (the runs with a model bundle), *Add*."""
@@ -477,4 +476,3 @@ class MlflowRow(w.HBox):
             self.panel.message.error(e)
             return
         self.panel.refresh()
->>>>>>> tracking
