@@ -33,6 +33,7 @@ __all__ = [
     "list_recipes",
     "load",
     "load_ipython_extension",
+    "lr_find",
     "recipe",
     "run",
     "studio",
@@ -49,6 +50,7 @@ _LAZY = {
     "sweep": "dltoolkit.tune",
     "export": "dltoolkit.deploy",
     "explain": ("dltoolkit.interpret", "explain"),
+    "lr_find": "dltoolkit.train.lr_find",
     "studio": "dltoolkit.widgets",
     "load_ipython_extension": "dltoolkit.extension",
 }

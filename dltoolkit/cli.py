@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dltoolkit.errors import DLToolkitError
 
-STAGE_VERBS = ("dltoolkit.tune.cli", "dltoolkit.deploy.cli", "dltoolkit.interpret.cli")
+STAGE_VERBS = ("dltoolkit.train.cli", "dltoolkit.tune.cli", "dltoolkit.deploy.cli", "dltoolkit.interpret.cli")
 
 
 def _overrides(pairs: list[str] | None) -> dict:

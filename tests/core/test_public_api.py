@@ -15,6 +15,7 @@ def test_all_is_pinned():
         "list_recipes",
         "load",
         "load_ipython_extension",
+        "lr_find",
         "recipe",
         "run",
         "studio",
