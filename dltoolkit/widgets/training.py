@@ -1,5 +1,7 @@
 """The training panel: training settings, a Train button that trains in a background thread with
-live learning curves, and a Stop button that ends training cleanly after the current batch.
+live learning curves, a Stop button that ends training cleanly after the current batch, and a
+Suggest button that runs the learning-rate range test (:func:`dltoolkit.lr_find`) and writes its
+suggestion into the spec.
 
 Example:
     >>> from dltoolkit.recipes import load_recipe
@@ -61,6 +63,8 @@ class TrainController:
         result: the :class:`dltoolkit.api.Run` of the last finished training, or None.
         error: the message of the last failed training, or "".
         status: "idle", "running", "stopping", "stopped", "done" or "failed".
+        found: the :class:`~dltoolkit.train.lr_find.LRFind` of the last learning-rate range test, or None.
+        finding: True while a range test runs.
     """
 
     def __init__(self, state: SpecState, out: str | Path = "runs") -> None:
@@ -77,6 +81,9 @@ class TrainController:
         self._stop = threading.Event()
         self._last = 0.0
         self._thread: threading.Thread | None = None
+        self.found: Any = None
+        self.finding = False
+        self.on_found: list[Callable[[TrainController], None]] = []
 
     def set(self, path: str, value: Any) -> None:
         """Set one training option by dotted path, e.g. ``("train.optimizer.lr", 0.01)`` (validated)."""
@@ -96,6 +103,8 @@ class TrainController:
         """Train the current spec in a background thread; returns the thread."""
         if self.running:
             raise DLToolkitError("Training is already running: press Stop first or wait for it to end.")
+        if self.finding:
+            raise DLToolkitError("The learning-rate range test is running: train once it has ended.")
         self.rows, self.result, self.error, self.status = [], None, "", "running"
         self._stop.clear()
         spec, data = self.state.spec, self.state.data
@@ -107,6 +116,36 @@ class TrainController:
         self._thread.start()
         return self._thread
 
+    def suggest(self) -> threading.Thread:
+        """Run the learning-rate range test on the current spec in a background thread.
+
+        On success :attr:`found` holds the result and its suggestion is written into the shared
+        spec (``train.optimizer.lr``), so every panel sees it; on failure :attr:`error` says why.
+        """
+        if self.running or self.finding:
+            raise DLToolkitError(
+                "Training or a range test is running: wait for it to end, then press Suggest."
+            )
+        self.finding, self.error = True, ""
+        spec, data = self.state.spec, self.state.data
+        self._thread = threading.Thread(
+            target=self._find, args=(spec, data), daemon=True, name="dltoolkit-lr-find"
+        )
+        self._thread.start()
+        return self._thread
+
+    def _find(self, spec, data) -> None:
+        from dltoolkit.train.lr_find import lr_find
+
+        try:
+            self.found = lr_find(spec, data)
+            self.state.update({"train.optimizer.lr": self.found.suggestion})
+        except Exception as e:  # reported in the panel, never raised into the kernel
+            self.found, self.error = None, explain(e)
+        self.finding = False
+        for listener in list(self.on_found):
+            listener(self)
+
     def stop(self) -> None:
         """Ask training to stop after the current batch (the best model so far is kept and evaluated)."""
         if self.running:
@@ -114,10 +153,10 @@ class TrainController:
             self._stop.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the background training; True when it has ended."""
+        """Wait for the background training (or range test); True when it has ended."""
         if self._thread is not None:
             self._thread.join(timeout)
-        return not self.running
+        return not self.running and not self.finding
 
     def eta(self) -> float | None:
         """Seconds left at the mean pace of the epochs so far (None before the first epoch ends)."""
@@ -175,6 +214,14 @@ class TrainPanel(w.VBox):
         self.train_button = labelled(
             w.Button(description="Train", icon="play", button_style="success"), "dlt-train-button"
         )
+        self.suggest_button = labelled(
+            w.Button(
+                description="Suggest",
+                icon="search",
+                tooltip="suggest a learning rate with a range test (dltoolkit.lr_find)",
+            ),
+            "dlt-suggest-lr-button",
+        )
         self.stop_button = labelled(
             w.Button(description="Stop", icon="stop", button_style="danger"), "dlt-stop-button"
         )
@@ -187,6 +234,9 @@ class TrainPanel(w.VBox):
             w.HTML(layout=w.Layout(max_height="320px", overflow="auto", min_width="320px")), "dlt-epoch-table"
         )
         self.curves = image("dlt-train-curves")
+        self.lr_plot = image("dlt-lr-find-plot")
+        self.suggest_button.on_click(lambda _: self._suggest())
+        c.on_found.append(lambda _c: self._found())
         self.train_button.on_click(lambda _: self._start())
         self.stop_button.on_click(lambda _: c.stop())
         c.on_epoch.append(lambda _row: self._draw())
@@ -194,8 +244,12 @@ class TrainPanel(w.VBox):
         fields = list(self.fields.values())
         self.children = [
             w.HBox([w.VBox(fields[:4]), w.VBox(fields[4:])], layout=wrap()),
-            w.HBox([self.train_button, self.stop_button, self.progress, self.status], layout=wrap()),
+            w.HBox(
+                [self.train_button, self.stop_button, self.suggest_button, self.progress, self.status],
+                layout=wrap(),
+            ),
             self.message,
+            self.lr_plot,
             w.HBox([self.curves, self.epoch_table], layout=wrap()),
         ]
         c.state.observe(lambda _spec: self._sync())
@@ -237,10 +291,35 @@ class TrainPanel(w.VBox):
             self.message.error(e)
         self._draw()
 
-    def _buttons(self) -> None:
-        """Train is disabled while training runs, Stop while it does not (or is already stopping)."""
+    def _suggest(self) -> None:
+        self.message.clear()
+        try:
+            self.controller.suggest()
+        except DLToolkitError as e:
+            self.message.error(e)
+            return
+        self.status.value = '<span class="dlt-status-finding">finding a learning rate…</span>'
+        self._buttons()
+
+    def _found(self) -> None:
         c = self.controller
-        self.train_button.disabled = c.running
+        self._buttons()
+        self.status.value = ""
+        if c.found is None:
+            self.message.error(c.error)
+            return
+        self.lr_plot.show(c.found.plot())
+        how = "diverged" if c.found.diverged else "did not diverge"
+        self.message.info(
+            f"Learning rate set to {c.found.suggestion:.2g} in the spec (train.optimizer.lr): where the "
+            f"smoothed loss fell fastest in a {len(c.found.lrs)}-step range test (the loss {how})."
+        )
+
+    def _buttons(self) -> None:
+        """Train and Suggest are disabled while either runs, Stop while training does not (or is stopping)."""
+        c = self.controller
+        self.train_button.disabled = c.running or c.finding
+        self.suggest_button.disabled = c.running or c.finding
         self.stop_button.disabled = not c.running or c.status == "stopping"
 
     def _draw(self) -> None:

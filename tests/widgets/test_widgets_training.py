@@ -78,3 +78,38 @@ def test_a_failing_training_reports_its_error(wine_state, tmp_path):
     panel.train_button.click()  # the next training clears the message that no longer holds
     assert not panel.message.is_error
     assert c.wait(120) and c.status == "done", c.error
+
+
+def test_suggest_button_finds_a_learning_rate_and_writes_it_into_the_shared_spec(wine_state, tmp_path):
+    panel = TrainPanel(TrainController(wine_state, out=tmp_path))
+    other = TrainPanel(TrainController(wine_state, out=tmp_path))  # another view of the same spec
+    before = wine_state.spec.train.optimizer.lr
+    during = []
+    panel.controller.on_found.insert(0, lambda c: during.append(panel.train_button.disabled))
+    panel.suggest_button.click()
+    assert panel.suggest_button.disabled and panel.train_button.disabled  # nothing else while it runs
+    assert "finding a learning rate" in panel.status.value
+    assert panel.controller.wait(120)
+    c = panel.controller
+    assert c.found is not None, c.error
+    assert not c.finding and not panel.suggest_button.disabled and not panel.train_button.disabled
+    assert during == [True]
+    suggestion = c.found.suggestion
+    assert suggestion != before
+    assert wine_state.spec.train.optimizer.lr == suggestion  # in the shared spec...
+    assert panel.fields["optimizer.lr"].value == suggestion  # ...in this panel's field...
+    assert other.fields["optimizer.lr"].value == suggestion  # ...and in every other view of it
+    assert panel.lr_plot.value[:4] == b"\x89PNG" and panel.lr_plot.layout.display is None
+    assert not panel.message.is_error and f"Learning rate set to {suggestion:.2g}" in panel.message.text
+    assert wine_state.can_undo and wine_state.undo().train.optimizer.lr == before  # one undoable edit
+
+
+def test_suggest_failure_is_a_message_and_the_spec_is_unchanged(wine_state, tmp_path):
+    state = wine_state
+    state.update({"data.source": str(tmp_path / "missing.csv")})
+    panel = TrainPanel(TrainController(state, out=tmp_path))
+    panel.suggest_button.click()
+    assert panel.controller.wait(60)
+    assert panel.controller.found is None and panel.message.is_error
+    assert "missing.csv" in panel.message.text
+    assert state.spec.train.optimizer.lr == 0.003 and not panel.suggest_button.disabled
