@@ -27,6 +27,7 @@ EXPECTED = [
     "06-evaluation-and-ensembles",
     "07-deploy",
     "08-from-first-principles",
+    "10-understand-your-model",
 ]
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 CELL_TIMEOUT_S = 300  # one cell
