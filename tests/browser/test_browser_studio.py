@@ -155,6 +155,29 @@ def test_training_then_evaluation_plots_appear_as_images(page, screenshots):
     _shots(page, screenshots, "8-spec")
 
 
+def test_suggest_finds_a_learning_rate_and_fills_the_field(page, screenshots):
+    _tab(page, "Training")
+    field = page.locator(".dlt-train-optimizer-lr input")
+    before = field.input_value()
+    page.locator(".dlt-suggest-lr-button").click()
+    plot = page.locator("img.dlt-lr-find-plot")
+    page.locator(".dlt-train-panel .dlt-message", has_text="Learning rate set to").wait_for(timeout=180_000)
+    page.wait_for_function(  # the field follows the spec
+        "([v]) => document.querySelector('.dlt-train-optimizer-lr input').value !== v", arg=[before]
+    )
+    after = field.input_value()
+    assert (
+        float(after) != float(before)
+        and f"{float(after):.2g}" in page.locator(".dlt-train-panel .dlt-message").inner_text()
+    )
+    assert plot.evaluate("img => img.naturalWidth") > 100
+    plot.scroll_into_view_if_needed()
+    _shots(page, screenshots, "10-lr-find")
+    _tab(page, "Spec")
+    page.locator(".dlt-spec-yaml").wait_for()
+    assert f"lr: {float(after)}" in page.locator(".dlt-spec-yaml").inner_text()  # the shared spec has it
+
+
 def test_sweep_fills_the_trial_table_and_the_kernel_stays_responsive(page, screenshots):
     _tab(page, "Tuning")
     page.locator(".dlt-launch-button").click()
