@@ -20,7 +20,7 @@ Example:
     >>> import dltoolkit
     >>> found = dltoolkit.lr_find("digits-mlp")        # doctest: +SKIP
     >>> found.suggestion                               # doctest: +SKIP
-    0.0042
+    0.015
     >>> dltoolkit.run(found.spec)                      # doctest: +SKIP
 """
 
