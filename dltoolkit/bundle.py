@@ -30,6 +30,7 @@ from dltoolkit.graph import Graph
 from dltoolkit.spec import Spec
 
 if TYPE_CHECKING:
+    from dltoolkit.data.tables.stream import TableRows
     from dltoolkit.deploy.ensemble import Ensemble
 
 FORMAT = 1
@@ -112,8 +113,16 @@ class Predictor:
             warnings.warn(note, InputWarning, stacklevel=3)
         return torch.from_numpy(self.preprocessor.transform(frame))
 
-    def output(self, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
-        """Probabilities (n, C) for classification, scaled values (n,) for regression."""
+    def output(self, x: torch.Tensor | TableRows, batch_size: int = 4096) -> np.ndarray:
+        """Probabilities (n, C) for classification, scaled values (n,) for regression.
+
+        ``x``: model inputs, or the rows of a streamed table (read in DataLoader worker processes).
+        """
+        if not isinstance(x, torch.Tensor):
+            from dltoolkit.data.tables.stream import outputs
+
+            model = lambda chunk: _to_output(self.model(chunk), self.spec.task.kind)  # noqa: E731
+            return outputs(model, x, batch_size, self.spec.data.workers).numpy()
         outs = []
         with torch.inference_mode():
             for chunk in x.split(batch_size):
