@@ -217,3 +217,20 @@ def test_data_parallel_training_of_a_streamed_table_is_a_clear_error(shards, tmp
         DataError, match="Data-parallel training of a streamed table is not supported yet.*rows in 3"
     ):
         run_distributed(spec, out=tmp_path / "out", workers=2)
+
+
+def test_a_sample_table_is_written_once_as_parquet_shards_and_streamed(tmp_path, monkeypatch):
+    from dltoolkit.data.tables.samples import credit_table, sample_path
+    from dltoolkit.data.tables.source import TableFiles
+
+    monkeypatch.setenv("DLTOOLKIT_DATA", str(tmp_path))
+    assert source_format(_spec("credit_shards")) == "table_files"
+    files = TableFiles.open("credit_shards")
+    assert files.rows == 60_000 and len(files.files) == 8 and len(files.units) == 24
+    written = (tmp_path / "credit_shards" / "part-00000.parquet").stat().st_mtime_ns
+    assert (
+        sample_path("credit_shards").joinpath("part-00000.parquet").stat().st_mtime_ns == written
+    )  # not rewritten
+    head = files.read_unit(0, files.columns)
+    pd.testing.assert_frame_equal(head, credit_table(60_000).iloc[:2_500])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["credit_shards"]  # no temporary folder left

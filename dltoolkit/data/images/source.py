@@ -40,7 +40,8 @@ def is_image_file(name: str | os.PathLike) -> bool:
 def source_format(spec: Spec) -> str:
     """``table``, ``table_files``, ``image_folder`` or ``image_manifest``: ``data.format``, or what ``auto`` recognises.
 
-    ``auto``: a bundled dataset name or ``frame`` is a table; a glob, a folder of Parquet/CSV shards
+    ``auto``: a bundled dataset name or ``frame`` is a table; a sample table name
+    (:data:`~dltoolkit.data.tables.samples.SAMPLE_TABLES`), a glob, a folder of Parquet/CSV shards
     (see :func:`dltoolkit.data.tables.source.is_table_files`) or a Parquet file that is not a
     manifest are table files; another existing folder is an image folder; a CSV/Parquet file whose path column
     (``data.path_column``, or the first column named like one of :data:`PATH_NAMES`) holds image
@@ -51,10 +52,15 @@ def source_format(spec: Spec) -> str:
         return fmt
     if spec.data.source in DATASETS or spec.data.source == "frame":  # a bundled name wins over a folder
         return "table"
+    from dltoolkit.data.tables.samples import SAMPLE_TABLES
     from dltoolkit.data.tables.source import PARQUET_EXTENSIONS, is_glob, is_table_files
 
     source = Path(spec.data.source).expanduser()
-    if is_glob(spec.data.source) or (source.is_dir() and is_table_files(spec.data.source)):
+    if (
+        spec.data.source in SAMPLE_TABLES
+        or is_glob(spec.data.source)
+        or (source.is_dir() and is_table_files(spec.data.source))
+    ):
         return "table_files"
     if source.is_dir():
         return "image_folder"

@@ -142,13 +142,16 @@ class TableFiles:
 
     @classmethod
     def open(cls, source: str) -> TableFiles:
-        """Check and describe the files of ``source`` (see :func:`list_files`).
+        """Check and describe the files of ``source`` (see :func:`list_files`; a name of
+        :data:`~dltoolkit.data.tables.samples.SAMPLE_TABLES` is its folder, written on first use).
 
         Raises:
             DataError: no file, mixed formats, a file that is not readable Parquet/CSV (named), or
                 a shard whose columns or types differ from the first one's (both listed).
         """
-        files = list_files(source)
+        from dltoolkit.data.tables.samples import SAMPLE_TABLES, sample_path
+
+        files = list_files(str(sample_path(source)) if source in SAMPLE_TABLES else source)
         kind = _kind(files[0])
         reader = _parquet_meta if kind == "parquet" else _csv_meta
         first_schema, units, nbytes = None, [], 0
