@@ -86,7 +86,7 @@ def child(kind: str, source: str, workers: int) -> None:
     if kind == "table":
         spec = {
             "task": {"kind": "binary", "target": "default"},
-            "data": {"source": source, "in_memory_mb": 1, "workers": workers},
+            "data": {"source": source, "in_memory_mb": 0, "workers": workers},
             "preprocess": {"impute": "median"},
             "graph": {"nodes": [{"name": "h", "op": "linear", "units": 32}, {"name": "a", "op": "relu"}]},
             "train": {"epochs": 1, "batch_size": 512},
