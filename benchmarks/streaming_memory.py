@@ -14,7 +14,9 @@ their proportional set size (shared pages split between the processes, from
 ``/proc/<pid>/smaps_rollup``). The peak covers the whole run: the streaming preprocessing pass, the
 training epoch with its validation, and the test predictions.
 
-Prints the peaks and the growth ratios 8x-data / 1x-data (target: at most 1.15).
+Prints the peaks and the growth ratios 8x-data / 1x-data (target: at most 1.15). Measured on a
+loaded 2-core machine with the defaults (M = 100 000 rows, N = 200 images, 1 worker per loader):
+table x1.014 RSS, x1.030 PSS (497 -> 512 MiB PSS); images x0.995 RSS, x1.024 PSS.
 """
 
 from __future__ import annotations
