@@ -163,7 +163,7 @@ def main() -> None:
             )
             results[("images", scale)] = measure("images", folder, args.workers) | {"size": f"{n} images"}
     print(f"{'source':8} {'data':>30} {'peak RSS (MiB)':>15} {'peak PSS (MiB)':>15} {'workers':>8} {'s':>7}")
-    for (kind, scale), r in results.items():
+    for (kind, _), r in results.items():
         print(f"{kind:8} {r['size']:>30} {r['rss'] / 2**20:15.1f} {r['pss'] / 2**20:15.1f} {r['workers']:8d} {r['seconds']:7.1f}")  # fmt: skip
     for kind in ("table", "images"):
         small, big = results[(kind, 1)], results[(kind, 8)]
