@@ -156,6 +156,8 @@ def test_a_model_trains_on_a_streamed_table_and_is_tested_on_its_streamed_test_s
     predicted = result.predictor.predict(test_rows)
     accuracy = float(np.mean(predicted == data.y_test_raw))
     assert result.metrics["accuracy"] == pytest.approx(accuracy)
+    streamed = result.predictor.predict(f"{shards}/part-*.parquet")  # over in_memory_mb: streamed
+    assert np.array_equal(streamed, result.predictor.predict(table.drop(columns="target")))
 
 
 def _positions(spec, table):
@@ -234,3 +236,10 @@ def test_a_sample_table_is_written_once_as_parquet_shards_and_streamed(tmp_path,
     head = files.read_unit(0, files.columns)
     pd.testing.assert_frame_equal(head, credit_table(60_000).iloc[:2_500])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["credit_shards"]  # no temporary folder left
+
+
+def test_a_preview_of_a_streamed_table_reads_its_first_rows_only(shards, table):
+    from dltoolkit.data.tables.prepare import preview
+
+    head = preview(_spec(shards), rows=600)
+    pd.testing.assert_frame_equal(head, table.iloc[:600][["a", "b", "color", "target"]])
