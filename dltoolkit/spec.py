@@ -482,6 +482,11 @@ def _walk(data: Any, parts: list[str], path: str, create: bool) -> Any:
 def _source_beside(source: str, folder: Path) -> str:
     """``data.source`` resolved against ``folder`` when it is a relative file path (see Spec.load)."""
     candidate = Path(source).expanduser()
+    if any(c in source for c in "*?[") and not candidate.is_absolute():  # a glob of table files
+        import glob
+
+        beside = str(folder.resolve() / candidate)
+        return beside if glob.glob(beside) or not glob.glob(str(candidate)) else source
     looks_like_file = candidate.suffix != "" or len(candidate.parts) > 1
     if candidate.is_absolute() or source == "frame" or not looks_like_file and not (folder / source).exists():
         return source

@@ -243,3 +243,15 @@ def test_a_preview_of_a_streamed_table_reads_its_first_rows_only(shards, table):
 
     head = preview(_spec(shards), rows=600)
     pd.testing.assert_frame_equal(head, table.iloc[:600][["a", "b", "color", "target"]])
+
+
+def test_a_relative_glob_in_a_spec_file_is_taken_beside_it(table, tmp_path, monkeypatch):
+    from dltoolkit.spec import Spec
+
+    _write_shards(table, tmp_path / "project" / "data")
+    _spec("data/part-*.parquet").save(tmp_path / "project" / "spec.yaml")
+    monkeypatch.chdir(tmp_path)
+    spec = Spec.load(tmp_path / "project" / "spec.yaml")
+    assert spec.data.source == str(tmp_path / "project" / "data" / "part-*.parquet")
+    data = prepare(spec)
+    assert len(data.X_train) + len(data.X_val) + len(data.X_test) == len(table)
