@@ -239,13 +239,11 @@ def _parquet_meta(file: Path) -> tuple[list[tuple[str, str]], list[int], int]:
 
 
 def _csv_meta(file: Path) -> tuple[list[tuple[str, str]], list[int], int]:
-    import pyarrow.csv as pcsv
-
+    """The header and the row count of a CSV file, read in chunks as :meth:`TableFiles.read_unit` reads it."""
     try:
-        reader = pcsv.open_csv(file)
-        names = list(reader.schema.names)
-        rows = sum(batch.num_rows for batch in reader)
-    except (OSError, ValueError) as e:
+        names = [str(c) for c in pd.read_csv(file, nrows=0).columns]
+        rows = sum(len(chunk) for chunk in pd.read_csv(file, usecols=[0], chunksize=1 << 16))
+    except (OSError, ValueError, pd.errors.ParserError) as e:
         raise DataError(
             message("Not a readable CSV file", str(file), "a CSV file with a header row", str(e))
         ) from e
