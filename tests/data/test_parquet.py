@@ -255,3 +255,16 @@ def test_a_relative_glob_in_a_spec_file_is_taken_beside_it(table, tmp_path, monk
     assert spec.data.source == str(tmp_path / "project" / "data" / "part-*.parquet")
     data = prepare(spec)
     assert len(data.X_train) + len(data.X_val) + len(data.X_test) == len(table)
+
+
+def test_a_column_empty_in_the_first_row_group_gets_its_kind_from_later_rows(tmp_path):
+    frame = _table(600)
+    frame["note"] = pd.Series([None] * 300 + ["x", "y"] * 150, dtype=object)  # text only after row 300
+    folder = _write_shards(frame, tmp_path / "t", shards=1, row_group=250)
+    spec = _spec(folder)
+    streamed, loaded = prepare(spec), prepare_frame(spec, frame)
+    assert (
+        streamed.preprocessor.columns_[-1]["kind"]
+        == loaded.preprocessor.columns_[-1]["kind"]
+        == "categorical"
+    )

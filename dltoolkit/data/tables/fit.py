@@ -12,7 +12,7 @@ to rounding), holding one read unit at a time:
   the number of distinct values, not with the rows).
 
 The column kinds are read from the first unit (Parquet and CSV columns have one type in every
-shard). Date and text columns are not streamed yet: an error says to raise ``data.in_memory_mb``.
+shard; a column without a value there is judged on the first unit that has one). Date and text columns are not streamed yet: an error says to raise ``data.in_memory_mb``.
 
 Example:
     >>> pre = fit_streaming(spec, files, features, train_positions)   # doctest: +SKIP
@@ -57,8 +57,7 @@ def fit_streaming(spec: Spec, files: TableFiles, features: list[str], train: np.
     pre = Preprocessor.from_spec(spec)
     if spec.preprocess.text is not None:
         _not_streamed("preprocess.text (a text column)", spec)
-    sample = files.read_unit(0, features)
-    kinds = column_kinds(sample, pre.config, pre.categorical)
+    kinds = _kinds(files, features, pre)
     dates = [c for c, k in kinds.items() if k == "date"]
     if dates:
         _not_streamed(f"date column(s) {dates}", spec)
@@ -93,6 +92,23 @@ def fit_streaming(spec: Spec, files: TableFiles, features: list[str], train: np.
         warnings.warn(text, DataWarning, stacklevel=3)
     fitted._check_shape()
     return fitted
+
+
+def _kinds(files: TableFiles, features: list[str], pre: Preprocessor) -> dict[str, str]:
+    """The column kinds read from the first unit; a column empty there is judged on its first values."""
+    from dltoolkit.data._columns import _kind
+
+    sample = files.read_unit(0, features)
+    kinds = column_kinds(sample, pre.config, pre.categorical)
+    empty = [c for c in features if sample[c].isna().all()]
+    for unit in range(1, len(files.units)):
+        if not empty:
+            break
+        frame = files.read_unit(unit, empty)
+        for name in [c for c in empty if frame[c].notna().any()]:
+            kinds[name] = _kind(frame[name], name, pre.config, pre.categorical or [])
+            empty.remove(name)
+    return kinds
 
 
 def _not_streamed(what: str, spec: Spec) -> None:
