@@ -156,6 +156,11 @@ def test_a_model_trains_on_a_streamed_table_and_is_tested_on_its_streamed_test_s
     predicted = result.predictor.predict(test_rows)
     accuracy = float(np.mean(predicted == data.y_test_raw))
     assert result.metrics["accuracy"] == pytest.approx(accuracy)
+    from dltoolkit.widgets.evaluation import _predictions  # the Evaluation panel: every streamed test row
+
+    y_true, output, _ = _predictions(result.predictor, None)
+    assert len(y_true) == len(output) == len(test_rows)
+    assert float(np.mean(output.argmax(1) == y_true)) == pytest.approx(result.metrics["accuracy"])
     streamed = result.predictor.predict(f"{shards}/part-*.parquet")  # over in_memory_mb: streamed
     assert np.array_equal(streamed, result.predictor.predict(table.drop(columns="target")))
 
