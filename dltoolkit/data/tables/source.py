@@ -154,7 +154,9 @@ class TableFiles:
         files = list_files(str(sample_path(source)) if source in SAMPLE_TABLES else source)
         kind = _kind(files[0])
         if kind == "parquet":
-            _require_pyarrow()
+            from dltoolkit._extras import require
+
+            require("parquet", "Parquet table files")
         reader = _parquet_meta if kind == "parquet" else _csv_meta
         first_schema, units, nbytes = None, [], 0
         for i, file in enumerate(files):
@@ -217,23 +219,6 @@ class TableFiles:
                         f"Did you mean {hint!r}?" if hint else "Check task.target / data.features.",
                     )
                 )
-
-
-def _require_pyarrow() -> None:
-    """pyarrow (the ``parquet`` extra) reads Parquet; its absence is one clear error.
-
-    Not in :data:`dltoolkit._extras.EXTRAS`: scikit-learn (core) looks pyarrow up in
-    ``sys.modules``, so the core-install test cannot block it.
-    """
-    import importlib.util
-
-    from dltoolkit._extras import MissingExtraError
-
-    if importlib.util.find_spec("pyarrow") is None:
-        raise MissingExtraError(
-            "Parquet table files need pyarrow, which is not installed. "
-            "Install it with: pip install 'dltoolkit[parquet]'"
-        )
 
 
 def _parquet_meta(file: Path) -> tuple[list[tuple[str, str]], list[int], int]:
