@@ -38,6 +38,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {  # extra -> the modules it provides
     "vision": ("torchvision",),
     "text": ("tokenizers",),
     "explain": ("captum",),
+    "parquet": ("pyarrow",),
     "track": ("mlflow", "tensorboard"),
 }
 

@@ -30,6 +30,7 @@ from dltoolkit.graph import Graph
 from dltoolkit.spec import Spec
 
 if TYPE_CHECKING:
+    from dltoolkit.data.tables.stream import TableRows
     from dltoolkit.deploy.ensemble import Ensemble
 
 FORMAT = 1
@@ -102,18 +103,42 @@ class Predictor:
         """
         return check_rows(self.preprocessor.frame(read_rows(X)), self.input_schema)
 
-    def transform(self, X: Any) -> torch.Tensor:
-        """Raw rows (DataFrame, 2-d array or CSV path) to the model's input tensor.
+    def transform(self, X: Any) -> torch.Tensor | TableRows:
+        """Raw rows (DataFrame, 2-d array, CSV path or table files) to the model's input tensor.
 
+        Table files (a Parquet file, a folder or a glob of Parquet/CSV shards) larger than the spec's
+        ``data.in_memory_mb`` give their rows streamed (:class:`~dltoolkit.data.tables.stream.TableRows`,
+        read in DataLoader worker processes by :meth:`output`); smaller ones are read at once.
         Unseen categories and ignored columns are reported as an :class:`InputWarning`.
         """
+        if isinstance(X, str | os.PathLike) and self.preprocessor.vocab_ is None:
+            from dltoolkit.data.tables.source import TableFiles, is_table_files
+
+            if is_table_files(str(X)):
+                files = TableFiles.open(str(X))
+                files.require(self.preprocessor.feature_columns_, "Input column")
+                if files.nbytes > self.spec.data.in_memory_mb * 2**20:
+                    from dltoolkit.data.tables.stream import TableRows
+
+                    rows = np.arange(files.rows)
+                    return TableRows(files, self.preprocessor.feature_columns_, rows, torch.zeros(len(rows)),
+                                     self.preprocessor)  # fmt: skip
+                X = files.read(self.preprocessor.feature_columns_)
         frame, notes = self.check_inputs(X)
         for note in notes:
             warnings.warn(note, InputWarning, stacklevel=3)
         return torch.from_numpy(self.preprocessor.transform(frame))
 
-    def output(self, x: torch.Tensor, batch_size: int = 4096) -> np.ndarray:
-        """Probabilities (n, C) for classification, scaled values (n,) for regression."""
+    def output(self, x: torch.Tensor | TableRows, batch_size: int = 4096) -> np.ndarray:
+        """Probabilities (n, C) for classification, scaled values (n,) for regression.
+
+        ``x``: model inputs, or the rows of a streamed table (read in DataLoader worker processes).
+        """
+        if not isinstance(x, torch.Tensor):
+            from dltoolkit.data.tables.stream import outputs
+
+            model = lambda chunk: _to_output(self.model(chunk), self.spec.task.kind)  # noqa: E731
+            return outputs(model, x, batch_size, self.spec.data.workers).numpy()
         outs = []
         with torch.inference_mode():
             for chunk in x.split(batch_size):

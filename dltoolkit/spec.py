@@ -83,20 +83,29 @@ class SplitSpec(_Section):
 
 
 class DataSpec(_Section):
-    # a bundled dataset name, a CSV path, an image folder or an image manifest (relative paths: to
-    # the spec file's folder), or "frame"
+    # a bundled dataset name, a CSV path, Parquet/CSV table files (a file, a folder of shards or a
+    # glob), an image folder or an image manifest (relative paths: to the spec file's folder), or "frame"
     source: str
-    # what the source is: auto (a folder: images in class subfolders; a CSV/Parquet file with a
-    # column of image file paths: a manifest; else a table), table, image_folder (root/<class>/<file>)
-    # or image_manifest (a CSV/Parquet file: a path column, relative to the file, and task.target)
-    format: Literal["auto", "table", "image_folder", "image_manifest"] = "auto"
+    # what the source is: auto (a glob, a Parquet file or a folder of Parquet/CSV shards: table files;
+    # another folder: images in class subfolders; a CSV/Parquet file with a column of image file
+    # paths: a manifest; else a table), table (a bundled dataset, a CSV file or a frame), table_files
+    # (one Parquet file, a folder of Parquet or CSV shards, searched recursively, or a glob such as
+    # data/part-*.parquet: one table, shards in sorted path order, same columns in each),
+    # image_folder (root/<class>/<file>) or image_manifest (a CSV/Parquet file: a path column,
+    # relative to the file, and task.target)
+    format: Literal["auto", "table", "table_files", "image_folder", "image_manifest"] = "auto"
     # image_manifest: the column of image paths; default: one named path, file, filename, image or filepath
     path_column: str | None = None
     # images: sources whose decoded images (float32, all splits) fit in this many MiB are decoded once
     # and kept in memory when no per-image augmentation is set; others are streamed (decoded in
-    # DataLoader worker processes batch by batch, every epoch). 0: always stream
+    # DataLoader worker processes batch by batch, every epoch). table_files: tables whose uncompressed
+    # size (Parquet metadata; CSV: bytes on disk) fits are loaded at once; larger ones are streamed
+    # (read by row group in DataLoader workers; the preprocessing fitted on the training rows in a
+    # streaming pass; only the target column is held in memory). 0: always stream
     in_memory_mb: float = Field(512.0, ge=0.0)
-    workers: int | None = Field(None, ge=0)  # images: DataLoader worker processes; default min(4, CPUs - 1)
+    workers: int | None = Field(
+        None, ge=0
+    )  # streamed sources: DataLoader worker processes; default min(4, CPUs - 1)
     # the feature columns, in order; default: every column but the target. Numeric columns are
     # scaled, non-numeric ones one-hot encoded, date/time columns (a datetime dtype, or text such
     # as 2021-03-04 in one format) expanded into calendar features (year; month, weekday, day of
@@ -473,6 +482,11 @@ def _walk(data: Any, parts: list[str], path: str, create: bool) -> Any:
 def _source_beside(source: str, folder: Path) -> str:
     """``data.source`` resolved against ``folder`` when it is a relative file path (see Spec.load)."""
     candidate = Path(source).expanduser()
+    if any(c in source for c in "*?[") and not candidate.is_absolute():  # a glob of table files
+        import glob
+
+        beside = str(folder.resolve() / candidate)
+        return beside if glob.glob(beside) or not glob.glob(str(candidate)) else source
     looks_like_file = candidate.suffix != "" or len(candidate.parts) > 1
     if candidate.is_absolute() or source == "frame" or not looks_like_file and not (folder / source).exists():
         return source

@@ -51,13 +51,25 @@ def load_raw(spec: Spec, data: Any = None) -> tuple[pd.DataFrame, pd.Series]:
                 "Check the file or frame: only the header came through.",
             )
         )
+    features = feature_names(list(frame.columns), spec)
     target = spec.task.target
-    _require_columns(frame, [target], "Target column")
+    return frame[list(features)].copy(), frame[target].copy()
+
+
+def feature_names(columns: list, spec: Spec) -> list:
+    """The feature columns the spec chooses among ``columns`` (``data.features``, ``data.exclude``).
+
+    Raises:
+        DataError: a missing target or feature column, the target among the features, a column
+            in ``data.exclude`` that is not in the data, or no feature left.
+    """
+    target = spec.task.target
+    _require_columns(columns, [target], "Target column")
     features = spec.data.features
     if features is None:
-        features = [c for c in frame.columns if c != target]
+        features = [c for c in columns if c != target]
     else:
-        _require_columns(frame, features, "Feature column")
+        _require_columns(columns, features, "Feature column")
         if target in features:
             raise DataError(
                 message(
@@ -68,18 +80,18 @@ def load_raw(spec: Spec, data: Any = None) -> tuple[pd.DataFrame, pd.Series]:
                 )
             )
     if spec.data.exclude:
-        _require_columns(frame, spec.data.exclude, "Column in data.exclude")
+        _require_columns(columns, spec.data.exclude, "Column in data.exclude")
         features = [c for c in features if c not in spec.data.exclude]
     if not features:
         raise DataError(
             message(
                 "No feature columns",
-                list(frame.columns),
+                list(columns),
                 f"columns besides {target!r} and data.exclude",
                 "Check data.features and data.exclude.",
             )
         )
-    return frame[list(features)].copy(), frame[target].copy()
+    return list(features)
 
 
 def _frame(spec: Spec, data: Any) -> pd.DataFrame:
@@ -149,10 +161,10 @@ def _from_arrays(X: Any, y: Any, target: str) -> pd.DataFrame:
     return frame
 
 
-def _require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
-    present = [str(c) for c in frame.columns]
+def _require_columns(found: list, columns: list[str], what: str) -> None:
+    present = [str(c) for c in found]
     for column in columns:
-        if column not in frame.columns:
+        if column not in found:
             hint = closest(str(column), present)
             fix = f"Did you mean {hint!r}?" if hint else "Check the spelling in the spec."
             raise DataError(message(f"{what} not in the data", column, f"one of {present}", fix))

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dltoolkit.data._columns import column_kinds, plain
-from dltoolkit.data.images.source import is_image_source
+from dltoolkit.data.images.source import is_image_source, source_format
 from dltoolkit.data.images.transform import ImagePreprocessor
 from dltoolkit.data.load import load_raw
 from dltoolkit.data.preprocess import Preprocessor
@@ -36,7 +36,9 @@ class Prepared:
     Features are float32 (int64 token ids for text) of shape ``(n, *input_shape)``; targets are
     int64 class indices (classification) or float32 scaled values of shape ``(n,)`` (regression).
     A streamed image source has :class:`~dltoolkit.data.images.stream.ImageFiles` datasets of
-    ``(input, target)`` pairs instead of feature tensors (see :mod:`dltoolkit.data.images.prepare`).
+    ``(input, target)`` pairs instead of feature tensors (see :mod:`dltoolkit.data.images.prepare`),
+    a streamed table :class:`~dltoolkit.data.tables.stream.TableRows` (see
+    :mod:`dltoolkit.data.tables.prepare`; its ``raw_test`` then holds the first test rows only).
     """
 
     X_train: torch.Tensor | Dataset
@@ -75,6 +77,15 @@ def prepare(spec: Spec, data: object = None) -> Prepared:
         from dltoolkit.data.images.prepare import prepare_images
 
         return prepare_images(spec)
+    if data is None and source_format(spec) == "table_files":
+        from dltoolkit.data.tables.prepare import prepare_table_files
+
+        return prepare_table_files(spec)
+    return prepare_frame(spec, data)
+
+
+def prepare_frame(spec: Spec, data: object = None) -> Prepared:
+    """:func:`prepare` for a table in memory: the spec's bundled dataset or CSV file, or ``data``."""
     X, y = load_raw(spec, data)
     y = check_target(y, spec.task)
     if spec.preprocess.text is None:

@@ -62,8 +62,8 @@ def batches(spec: Spec, data) -> tuple[Any, Any]:
     """The training and validation batches of prepared ``data``.
 
     In-memory splits are sliced by :class:`TensorBatches` (``train.steps_per_execution`` batches
-    per Lightning step; validation in one batch). Streamed splits (image files) come from
-    DataLoaders whose worker processes decode them, one ``train.batch_size`` batch at a time; the
+    per Lightning step; validation in one batch). Streamed splits (image files, table rows) come from
+    DataLoaders whose worker processes decode or read them, one ``train.batch_size`` batch at a time; the
     workers stay up between epochs.
     """
     if isinstance(data.X_train, torch.Tensor):
@@ -71,8 +71,13 @@ def batches(spec: Spec, data) -> tuple[Any, Any]:
         train = TensorBatches(data.X_train, data.y_train, chunk, shuffle=True, seed=spec.train.seed)
         return train, TensorBatches(data.X_val, data.y_val, max(1, len(data.X_val)))  # one batch
     from dltoolkit.data.images.stream import loader
+    from dltoolkit.data.tables.stream import TableRows
 
     size, workers = spec.train.batch_size, spec.data.workers
+    if isinstance(data.X_train, TableRows):
+        seed = spec.train.seed
+        train = data.X_train.loader(size, workers=workers, shuffle=True, seed=seed, persistent=True)
+        return train, data.X_val.loader(size, workers=workers, persistent=True)
     train = loader(data.X_train, size, workers=workers, shuffle=True, seed=spec.train.seed, persistent=True)
     return train, loader(data.X_val, size, workers=workers, persistent=True)
 

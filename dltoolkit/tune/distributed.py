@@ -85,14 +85,7 @@ def run_distributed(
     spec = resolve_spec(spec)
     checked = check(spec, data)
     if not isinstance(checked.data.X_train, torch.Tensor):
-        raise DataError(
-            message(
-                "Data-parallel training of a streamed image source is not supported yet",
-                f"{len(checked.data.X_train)} image files over data.in_memory_mb={spec.data.in_memory_mb}",
-                "an image source that fits in memory (and no per-image augmentation), or training on one machine",
-                "Raise data.in_memory_mb, or run without --address/--workers.",
-            )
-        )
+        _streamed_error(spec, checked.data.X_train)
     _check_workers(workers, len(checked.data.X_train))
     _check_unfreeze(checked, workers)
     out = Path(out)
@@ -109,6 +102,30 @@ def run_distributed(
         raise
     result.tracking = tracking.finish(result)
     return result
+
+
+def _streamed_error(spec: Spec, rows: Any) -> None:
+    """Data-parallel training needs the splits in memory (Ray Data sharding is not built yet)."""
+    from dltoolkit.data.tables.stream import TableRows
+
+    if isinstance(rows, TableRows):
+        what = "a streamed table"
+        got = (
+            f"{rows.files.rows} rows in {len(rows.files.files)} file(s), {rows.files.nbytes / 2**20:.1f} MiB"
+        )
+        fits = "a table whose uncompressed size fits data.in_memory_mb"
+    else:
+        what = "a streamed image source"
+        got = f"{len(rows)} image files"
+        fits = "an image source that fits in memory (and no per-image augmentation)"
+    raise DataError(
+        message(
+            f"Data-parallel training of {what} is not supported yet",
+            f"{got} over data.in_memory_mb={spec.data.in_memory_mb}",
+            f"{fits}, or training on one machine",
+            "Raise data.in_memory_mb, or run without --address/--workers.",
+        )
+    )
 
 
 def _train_and_write(

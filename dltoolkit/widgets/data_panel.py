@@ -62,12 +62,16 @@ class DataController:
 
     # ------------------------------------------------------------------ loading
     def _read(self, spec: Spec) -> pd.DataFrame:
-        from dltoolkit.data.images.source import image_files, is_image_source
+        from dltoolkit.data.images.source import image_files, is_image_source, source_format
         from dltoolkit.data.load import load_raw
 
         if is_image_source(spec):
             self.images = True
             return image_files(spec)
+        if source_format(spec) == "table_files":
+            from dltoolkit.data.tables.prepare import preview
+
+            return preview(spec)
         X, y = load_raw(spec)
         return X.assign(**{y.name: y})
 
@@ -94,7 +98,7 @@ class DataController:
 
         source = str(Path(path).expanduser())
         probe = self.state.spec.with_values({"data.source": source, "data.format": "auto"})
-        if source_format(probe) == "table":
+        if source_format(probe) in ("table", "table_files"):
             raise DataError(
                 message(
                     "Not an image source",

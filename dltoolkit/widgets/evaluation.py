@@ -50,7 +50,15 @@ class Evaluated:
 def _predictions(predictor, data: Any) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     spec = predictor.spec
     d = prepared(spec, data)
-    output = predictor.output(predictor.transform(d.raw_test))
+    from dltoolkit.data.tables.stream import TableRows
+
+    if isinstance(d.X_test, TableRows):  # a streamed table: raw_test holds its first rows only
+        pre = predictor.preprocessor
+        output = predictor.output(
+            TableRows(d.X_test.files, pre.feature_columns_, d.X_test.rows, d.y_test, pre)
+        )
+    else:
+        output = predictor.output(predictor.transform(d.raw_test))
     if spec.task.is_classification:
         return d.y_test.numpy(), output, predictor.classes
     return d.target.inverse(d.y_test.numpy()), predictor.target.inverse(output), None

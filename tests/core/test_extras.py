@@ -17,7 +17,11 @@ from dltoolkit._extras import EXTRAS
 
 # torchvision stays importable: torchmetrics (core) probes for it with find_spec, which finds the installed
 # one, then imports it; a blocked module there is not what a core install (no torchvision at all) lives through.
-ALL_EXTRAS = [m for modules in EXTRAS.values() for m in modules if m != "torchvision"] + ["jupyterlab"]
+# pyarrow (the parquet extra) stays importable: scikit-learn (core) reads sys.modules["pyarrow"] and fails
+# on the None that blocks a module here, which a real install without pyarrow never shows it.
+ALL_EXTRAS = [m for modules in EXTRAS.values() for m in modules if m not in ("torchvision", "pyarrow")] + [
+    "jupyterlab"
+]
 
 
 def _python(code: str, block: list[str]) -> subprocess.CompletedProcess:

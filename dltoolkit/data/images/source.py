@@ -38,9 +38,12 @@ def is_image_file(name: str | os.PathLike) -> bool:
 
 
 def source_format(spec: Spec) -> str:
-    """``table``, ``image_folder`` or ``image_manifest``: ``data.format``, or what ``auto`` recognises.
+    """``table``, ``table_files``, ``image_folder`` or ``image_manifest``: ``data.format``, or what ``auto`` recognises.
 
-    ``auto``: a bundled dataset name or ``frame`` is a table; an existing folder is an image folder; a CSV/Parquet file whose path column
+    ``auto``: a bundled dataset name or ``frame`` is a table; a sample table name
+    (:data:`~dltoolkit.data.tables.samples.SAMPLE_TABLES`), a glob, a folder of Parquet/CSV shards
+    (see :func:`dltoolkit.data.tables.source.is_table_files`) or a Parquet file that is not a
+    manifest are table files; another existing folder is an image folder; a CSV/Parquet file whose path column
     (``data.path_column``, or the first column named like one of :data:`PATH_NAMES`) holds image
     file names is a manifest; anything else is a table.
     """
@@ -49,7 +52,16 @@ def source_format(spec: Spec) -> str:
         return fmt
     if spec.data.source in DATASETS or spec.data.source == "frame":  # a bundled name wins over a folder
         return "table"
+    from dltoolkit.data.tables.samples import SAMPLE_TABLES
+    from dltoolkit.data.tables.source import PARQUET_EXTENSIONS, is_glob, is_table_files
+
     source = Path(spec.data.source).expanduser()
+    if (
+        spec.data.source in SAMPLE_TABLES
+        or is_glob(spec.data.source)
+        or (source.is_dir() and is_table_files(spec.data.source))
+    ):
+        return "table_files"
     if source.is_dir():
         return "image_folder"
     if source.suffix.lower() in MANIFEST_EXTENSIONS and source.is_file():
@@ -57,6 +69,8 @@ def source_format(spec: Spec) -> str:
         column = _path_column(head, spec.data.path_column, required=False)
         if column is not None and head[column].map(is_image_file).all():
             return "image_manifest"
+        if source.suffix.lower() in PARQUET_EXTENSIONS:
+            return "table_files"
     return "table"
 
 
