@@ -32,9 +32,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
-from torch.nn.parallel import DistributedDataParallel
 
-from dltoolkit._hooks import prepare_for_backward
 from dltoolkit._quiet import quiet_ray
 from dltoolkit.api import Run, _write_outputs, check, resolve_spec, test_metrics
 from dltoolkit.bundle import Predictor, graph_for, preprocessor_from_state
@@ -257,22 +255,6 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- on each worker
-class _SyncedTaskModule(TaskModule):
-    """TaskModule whose raw ``loss.backward()`` steps average gradients through DDP's reducer.
-
-    With manual optimisation Lightning keeps the DDP wrapper from arming its reducer after the
-    forward (it expects ``manual_backward``), and TaskModule runs several optimizer steps per
-    Lightning step. Arming the reducer before each step makes that step's backward all-reduce
-    (average) the gradients across workers before clipping and ``optimizer.step()``.
-    """
-
-    def _optimizer_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
-        wrapped = self.trainer.strategy.model
-        if isinstance(wrapped, DistributedDataParallel):
-            prepare_for_backward(wrapped)
-        super()._optimizer_step(x, y, step)
-
-
 class _KeepBest(Callback):
     """Keeps a copy of the weights of the best epoch by the monitored metric (in memory)."""
 
@@ -333,7 +315,10 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     x, y = _shard(tensors["x"], rank, world), _shard(tensors["y"], rank, world)
     graph = graph_for(spec, preprocessor_from_state(config["preprocessor"]), config["n_outputs"])
     pl.seed_everything(spec.train.seed, workers=False, verbose=False)
-    module = _SyncedTaskModule(
+    # TaskModule's manual_backward arms DDP's gradient reducer before every optimizer step's
+    # backward (Lightning's DDP strategy does it in manual optimisation), so each step averages
+    # the gradients across workers
+    module = TaskModule(
         spec,
         graph.compile(),
         graph.n_outputs or 1,
