@@ -249,3 +249,24 @@ def test_warm_workers_declare_their_memory_to_ray(ray_session):
         time.sleep(0.2)
     assert before - free() == pytest.approx(WORKER_MEMORY, rel=1e-6)
     release_workers()
+
+
+def test_a_job_past_its_lease_keeps_the_lease_error_and_a_released_one_does_not():
+    """The bookkeeping behind the Ray test above, without Ray: a stale job's next epoch is refused
+    with the lease error kept for the relay; a job its relay released ends quietly."""
+    from dltoolkit.errors import TrainingError
+    from dltoolkit.tune.workers import LEASE_ENV, _Aborted, _Job
+
+    job = _Job("t9", lease=0.2)
+    job.put(("epoch", {}, 1, b""))  # within the lease
+    time.sleep(0.4)
+    with pytest.raises(_Aborted):
+        job.put(("epoch", {}, 2, b""))
+    assert isinstance(job.expired, TrainingError)
+    assert "t9" in str(job.expired) and "0.2 s" in str(job.expired) and LEASE_ENV in str(job.expired)
+
+    released = _Job("t10", lease=60)
+    released.abort.set()
+    with pytest.raises(_Aborted):
+        released.put(("epoch", {}, 1, b""))
+    assert released.expired is None
