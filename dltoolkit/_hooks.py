@@ -1,18 +1,15 @@
 """The private library internals dltoolkit relies on, in one place, each with a fallback that warns.
 
-Lightning and PyTorch offer no public API for three things dltoolkit needs:
+Lightning offers no public API for one thing dltoolkit needs:
 
-- ``step_progress(trainer)``: Lightning's manual-optimisation step counter
-  (``fit_loop.epoch_loop.manual_optimization.optim_step_progress``). TaskModule steps the raw
-  optimizer (faster than going through ``LightningOptimizer``), which skips the count that
-  ``trainer.global_step`` reads; it counts here instead.
 - ``set_epoch(trainer, epoch)``: the epoch counters of ``fit_loop.epoch_progress``, so that a resumed
   or PBT-exploited trial continues its epoch count instead of starting again at 0.
-- ``prepare_for_backward(ddp)``: ``pytorch_lightning.overrides.distributed.prepare_for_backward``,
-  which arms DDP's gradient reducer before a raw ``loss.backward()`` in data-parallel training.
 
-Each is guarded by a canary test (``tests/core/test_canaries.py``) that fails when the installed
-version lacks it; at run time a missing one logs a warning (logger ``dltoolkit.hooks``) once and the
+(The training loop itself uses Lightning's public manual-optimisation API: ``manual_backward``,
+``LightningOptimizer.step()``, which count ``trainer.global_step`` and arm DDP's reducer.)
+
+It is guarded by a canary test (``tests/core/test_canaries.py``) that fails when the installed
+version lacks it; at run time a missing hook logs a warning (logger ``dltoolkit.hooks``) once and the
 fallback below runs. (Ray's ``ray.tune.tune._setup_signal_catching`` is owned by
 :mod:`dltoolkit.tune._ray`, with its own canary.)
 """
@@ -37,28 +34,6 @@ def _fallback(hook: str, consequence: str) -> None:
         )
 
 
-class _Counter:
-    """Stands in for Lightning's step progress when it is gone: counts nothing."""
-
-    def increment_ready(self) -> None: ...
-
-    def increment_completed(self) -> None: ...
-
-
-def step_progress(trainer: Any) -> Any:
-    """Lightning's manual-optimisation step counter (``increment_ready`` / ``increment_completed``)."""
-    try:
-        counter = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-        counter.increment_ready, counter.increment_completed  # noqa: B018 - both must exist
-        return counter
-    except AttributeError:
-        _fallback(
-            "pytorch_lightning's fit_loop.epoch_loop.manual_optimization.optim_step_progress",
-            "trainer.global_step stays 0 (training and checkpoints are unaffected).",
-        )
-        return _Counter()
-
-
 def set_epoch(trainer: Any, epoch: int) -> bool:
     """Make Lightning count ``epoch`` finished epochs (False: could not; training restarts at 0)."""
     try:
@@ -73,29 +48,3 @@ def set_epoch(trainer: Any, epoch: int) -> bool:
             f"a resumed trial trains its epochs again from 0 instead of continuing after epoch {epoch}.",
         )
         return False
-
-
-def prepare_for_backward(model: Any) -> None:
-    """Arm a DistributedDataParallel model's reducer so that the next ``backward()`` all-reduces."""
-    try:
-        from pytorch_lightning.overrides.distributed import prepare_for_backward as lightning_prepare
-    except ImportError:
-        _fallback(
-            "pytorch_lightning.overrides.distributed.prepare_for_backward",
-            "dltoolkit arms DDP's reducer itself (the same few calls).",
-        )
-        _prepare(model)
-        return
-    lightning_prepare(model, None)
-
-
-def _prepare(model: Any) -> None:
-    """Lightning's ``prepare_for_backward(model, None)``, for a version that no longer has it."""
-    import torch
-
-    if torch.is_grad_enabled() and model.require_backward_grad_sync:
-        model.require_forward_param_sync = True
-        model.reducer._rebuild_buckets()
-        model.reducer.prepare_for_backward([])
-    else:
-        model.require_forward_param_sync = False

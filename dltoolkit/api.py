@@ -184,6 +184,9 @@ def run(
     if out is not None:
         check_out(out, overwrite)
     checked = check(spec, data)
+    from dltoolkit.train.fit import device_settings
+
+    device_settings(spec)  # a GPU or 16-mixed where there is no CUDA GPU: an error before any output
     out = claim_out(out, overwrite) if out is not None else default_out(spec)
     tracking = None
     if spec.track.enabled:

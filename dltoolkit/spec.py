@@ -305,7 +305,22 @@ class TrainSpec(_Section):
     grad_clip: float | None = Field(None, gt=0.0)  # clip the gradient norm to this
     seed: int = 0
     threads: int | None = Field(1, ge=1)  # torch threads (1 is fastest for small models)
+    # where training runs: cpu (the default: small models train fastest there), gpu (one CUDA
+    # GPU; an error where PyTorch sees none) or auto (gpu when CUDA is available, else cpu); cuda
+    # is another name for gpu
     accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "cpu"
+    # numeric precision of training: 32 (float32), bf16-mixed (the forward pass in bfloat16
+    # autocast; runs on CPU and on recent GPUs) or 16-mixed (float16 autocast with gradient
+    # scaling; needs a CUDA GPU). The weights stay float32, so a saved model predicts in float32
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_text(cls, value: Any) -> Any:
+        # YAML reads precision: 32 as a number; Lightning's own names for it are accepted too
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return {"32-true": "32", "bf16": "bf16-mixed", "16": "16-mixed"}.get(value, value)
 
 
 # --------------------------------------------------------------------------- search

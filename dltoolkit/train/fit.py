@@ -21,7 +21,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from dltoolkit._quiet import quiet_libraries
-from dltoolkit.errors import TrainingError
+from dltoolkit.errors import SpecError, TrainingError, message
 from dltoolkit.graph import Graph, GraphModule
 from dltoolkit.spec import Spec
 from dltoolkit.train.finetune import finetune_callbacks
@@ -189,10 +189,16 @@ def module_options(data) -> dict[str, Any]:
 
 
 def make_trainer(spec: Spec, workdir: Path, callbacks: list[Callback], **overrides: Any) -> pl.Trainer:
-    """A Trainer set for small in-memory models: no logger, no per-step work, no sanity pass."""
+    """A Trainer set for small in-memory models: no logger, no per-step work, no sanity pass.
+
+    Its accelerator and precision come from ``train.accelerator`` and ``train.precision`` (see
+    :func:`device_settings`); ``overrides`` replace any argument.
+    """
+    accelerator, precision = device_settings(spec)
     args: dict[str, Any] = dict(
         max_epochs=spec.train.epochs,
-        accelerator=_accelerator(spec),
+        accelerator=accelerator,
+        precision=precision,
         devices=1,
         logger=False,
         enable_progress_bar=False,
@@ -207,11 +213,48 @@ def make_trainer(spec: Spec, workdir: Path, callbacks: list[Callback], **overrid
     return pl.Trainer(**args)
 
 
-def _accelerator(spec: Spec) -> str:
+PRECISIONS = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}  # spec -> Lightning
+
+
+def device_settings(spec: Spec, cuda: bool | None = None, where: str | None = None) -> tuple[str, str]:
+    """Lightning's ``(accelerator, precision)`` for the spec's ``train.accelerator`` and ``train.precision``.
+
+    Args:
+        spec: the experiment spec.
+        cuda: whether a CUDA GPU is there to train on (default: ``torch.cuda.is_available()``).
+        where: what the errors say about the GPUs there are (default: what PyTorch sees here).
+
+    Raises:
+        SpecError: ``train.accelerator`` is gpu (or cuda) without a CUDA GPU, or ``train.precision``
+            is 16-mixed where training would not run on a GPU (float16 autocast with gradient
+            scaling is a CUDA feature; bf16-mixed runs on CPU).
+    """
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    where = where or "PyTorch sees no CUDA GPU here (torch.cuda.is_available() is False)"
     want = spec.train.accelerator
-    if want == "auto":
-        return "gpu" if torch.cuda.is_available() else "cpu"
-    return "gpu" if want in ("gpu", "cuda") else "cpu"
+    if want in ("gpu", "cuda") and not cuda:
+        raise SpecError(
+            message(
+                f"train.accelerator asks for a GPU but {where}",
+                want,
+                "cpu or auto where there is no CUDA GPU",
+                "Set train.accelerator: auto (a GPU when there is one, else the CPU) or cpu; for a GPU, "
+                "install a CUDA build of PyTorch on a machine with an NVIDIA GPU.",
+            )
+        )
+    accelerator = "gpu" if want in ("gpu", "cuda") or (want == "auto" and cuda) else "cpu"
+    precision = spec.train.precision
+    if precision == "16-mixed" and accelerator != "gpu":
+        raise SpecError(
+            message(
+                "train.precision 16-mixed needs a CUDA GPU" + ("" if cuda else f", and {where}"),
+                {"train.precision": precision, "train.accelerator": want},
+                "16-mixed together with train.accelerator gpu or auto on a machine with a CUDA GPU",
+                "Use train.precision: bf16-mixed (bfloat16 autocast, which runs on CPU) or 32"
+                + (", or set train.accelerator: gpu." if cuda else "."),
+            )
+        )
+    return accelerator, PRECISIONS[precision]
 
 
 def fit(

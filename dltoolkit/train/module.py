@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dltoolkit._hooks import step_progress
 from dltoolkit.errors import TrainingError
 from dltoolkit.evaluate.metrics import classification_scores, regression_scores
 from dltoolkit.spec import Spec
@@ -119,13 +118,14 @@ class TaskModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ training
     def on_train_start(self) -> None:
-        self._optimizer = self.optimizers(use_pl_optimizer=False)
+        # Lightning's own optimizer wrapper and schedulers (its public manual-optimisation API):
+        # LightningOptimizer.step() runs the precision plugin (mixed precision's autocast and
+        # gradient scaling), the on_before_optimizer_step hooks and the step count behind
+        # trainer.global_step.
+        self._optimizer = self.optimizers()
         schedules = self.lr_schedulers()
         self._schedule = schedules[0] if isinstance(schedules, list) else schedules
         self._interval = self._schedule_interval
-        # The raw optimizer bypasses LightningOptimizer, which is what counts steps in manual mode;
-        # count them here so trainer.global_step (and checkpointing keyed on it) stays right.
-        self._step_progress = step_progress(self.trainer)  # a private Lightning counter: see dltoolkit._hooks
 
     def on_train_epoch_start(self) -> None:
         self._epoch.reset(self.device)
@@ -159,12 +159,10 @@ class TaskModule(pl.LightningModule):
                 f"{step + 1} of the epoch. Lower train.optimizer.lr, set train.grad_clip, "
                 "or check the inputs for extreme values."
             )
-        loss.backward()
-        if self.spec.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.parameters(), self.spec.train.grad_clip)
-        self._step_progress.increment_ready()
-        opt.step()
-        self._step_progress.increment_completed()
+        # through the strategy and precision plugin: gradient scaling for 16-mixed, and DDP's
+        # reducer armed for this backward in data-parallel training
+        self.manual_backward(loss)
+        opt.step()  # clipping happens in on_before_optimizer_step (after AMP unscales)
         if self._schedule is not None and self._interval == "step":
             self._schedule.step()
         sums = self._epoch
@@ -173,6 +171,14 @@ class TaskModule(pl.LightningModule):
             with torch.no_grad():
                 sums.correct += (self._classes(out) == y).sum()  # stays on the device: no sync
         sums.seen += len(y)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Lightning calls this inside opt.step(), after mixed precision has unscaled the gradients
+        # (manual optimisation: the Trainer's own gradient_clip_val does not apply)
+        if self.spec.train.grad_clip:
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.spec.train.grad_clip, gradient_clip_algorithm="norm"
+            )
 
     def _classes(self, out: torch.Tensor) -> torch.Tensor:
         return (out.squeeze(-1) > 0).long() if out.shape[-1] == 1 else out.argmax(-1)

@@ -32,9 +32,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
-from torch.nn.parallel import DistributedDataParallel
 
-from dltoolkit._hooks import prepare_for_backward
 from dltoolkit._quiet import quiet_ray
 from dltoolkit.api import Run, _write_outputs, check, resolve_spec, test_metrics
 from dltoolkit.bundle import Predictor, graph_for, preprocessor_from_state
@@ -42,7 +40,14 @@ from dltoolkit.data import make_augment
 from dltoolkit.errors import DataError, DLToolkitError, SpecError, TrainingError, message
 from dltoolkit.spec import Spec
 from dltoolkit.train.finetune import finetune_callbacks
-from dltoolkit.train.fit import FitResult, History, TensorBatches, make_trainer, module_options
+from dltoolkit.train.fit import (
+    FitResult,
+    History,
+    TensorBatches,
+    device_settings,
+    make_trainer,
+    module_options,
+)
 from dltoolkit.train.module import TaskModule
 from dltoolkit.tune._ray import start_ray
 
@@ -89,9 +94,15 @@ def run_distributed(
     _check_workers(workers, len(checked.data.X_train))
     _check_unfreeze(checked, workers)
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if not spec.track.enabled:
-        return _train_and_write(checked, out, address, workers, plots)
+        try:
+            return _train_and_write(checked, out, address, workers, plots)
+        except SpecError:  # the cluster cannot run the spec's accelerator: nothing was written
+            if created and not any(out.iterdir()):
+                out.rmdir()
+            raise
     from dltoolkit.track import RunTracking
 
     tracking = RunTracking(spec, out)  # the epochs are logged at the end, from the history
@@ -242,6 +253,8 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    accelerator = _worker_accelerator(checked.spec, workers)
+    gpu = accelerator == "gpu"
     d = checked.data
     tensors = ray.put({"x": d.X_train, "y": d.y_train, "x_val": d.X_val, "y_val": d.y_val})
     config = {
@@ -250,12 +263,15 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
         "n_outputs": d.n_outputs,
         "module": module_options(d),
         "data": tensors,
+        "accelerator": accelerator,
     }
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": 1}),
-        torch_config=TorchConfig(backend="gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=workers, use_gpu=gpu, resources_per_worker={"CPU": 1} | ({"GPU": 1} if gpu else {})
+        ),
+        torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         run_config=RunConfig(
             name=f"{checked.spec.name}-ddp",
             storage_path=str(storage),
@@ -273,23 +289,18 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
     return result.return_value
 
 
+def _worker_accelerator(spec: Spec, workers: int) -> str:
+    """The workers' Lightning accelerator: gpu when the spec asks for one (or auto, and the Ray
+    cluster has a GPU for every worker), else cpu; a SpecError when gpu or 16-mixed cannot run."""
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0.0)
+    where = f"the Ray cluster has {gpus:g} GPU(s) for {workers} worker(s), one GPU each"
+    accelerator, _ = device_settings(spec, cuda=gpus >= workers, where=where)
+    return accelerator
+
+
 # ---------------------------------------------------------------------------- on each worker
-class _SyncedTaskModule(TaskModule):
-    """TaskModule whose raw ``loss.backward()`` steps average gradients through DDP's reducer.
-
-    With manual optimisation Lightning keeps the DDP wrapper from arming its reducer after the
-    forward (it expects ``manual_backward``), and TaskModule runs several optimizer steps per
-    Lightning step. Arming the reducer before each step makes that step's backward all-reduce
-    (average) the gradients across workers before clipping and ``optimizer.step()``.
-    """
-
-    def _optimizer_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
-        wrapped = self.trainer.strategy.model
-        if isinstance(wrapped, DistributedDataParallel):
-            prepare_for_backward(wrapped)
-        super()._optimizer_step(x, y, step)
-
-
 class _KeepBest(Callback):
     """Keeps a copy of the weights of the best epoch by the monitored metric (in memory)."""
 
@@ -350,7 +361,10 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     x, y = _shard(tensors["x"], rank, world), _shard(tensors["y"], rank, world)
     graph = graph_for(spec, preprocessor_from_state(config["preprocessor"]), config["n_outputs"])
     pl.seed_everything(spec.train.seed, workers=False, verbose=False)
-    module = _SyncedTaskModule(
+    # TaskModule's manual_backward arms DDP's gradient reducer before every optimizer step's
+    # backward (Lightning's DDP strategy does it in manual optimisation), so each step averages
+    # the gradients across workers
+    module = TaskModule(
         spec,
         graph.compile(),
         graph.n_outputs or 1,
@@ -374,7 +388,7 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
             spec,
             workdir,
             callbacks,
-            accelerator="cpu",
+            accelerator=config["accelerator"],  # the precision is the spec's (make_trainer)
             devices="auto",
             strategy=RayDDPStrategy(),
             plugins=[RayLightningEnvironment()],

@@ -6,10 +6,17 @@ sweep's time). The workers here live as long as the Ray session of this process 
 kernel): every sweep's trial actors hand their training to a free worker on their node and only
 relay its epochs to Tune, so only the first sweep in a session waits for the imports.
 
-Workers ask Ray for no resources (the trial actor holds the trial's CPUs and the worker does the
-computing for it, on the same node) and are owned by this driver: they end with its Ray session,
-or with :func:`release_workers`. Trials that need a GPU, and trials on nodes without a free
-worker, train inside their own trial actor as before.
+Workers ask Ray for no CPUs (the trial actor holds the trial's CPUs and the worker does the
+computing for it, on the same node) but declare the memory they hold (``WORKER_MEMORY``), so Ray
+does not place more of them, or other work, than the node has memory for. They are owned by this
+driver: they end with its Ray session, or with :func:`release_workers`. Trials that need a GPU,
+and trials on nodes without a free worker, train inside their own trial actor as before.
+
+A trial holds its worker on a lease: when its relay (the trial actor) has not asked for an epoch
+for ``LEASE_S`` seconds (``DLTOOLKIT_WORKER_LEASE_S`` in the driver's environment when the
+workers start), the worker stops that training and is free for another trial. The trial is then
+reported as failed, with a :class:`~dltoolkit.errors.TrainingError` that names the lease and how
+to raise it, never as a normal end.
 
 Example:
     >>> workers = warm_workers(2)   # doctest: +SKIP
@@ -26,8 +33,15 @@ from typing import Any
 import ray
 
 LEASE_S = 120.0  # a claimed worker nobody has asked for an epoch for this long is free again
+LEASE_ENV = "DLTOOLKIT_WORKER_LEASE_S"  # seconds: overrides LEASE_S for workers started after it is set
 WORKERS_ENV = "DLTOOLKIT_WARM_WORKERS"  # 1 / 0: warm workers on / off, whatever the memory
 MIN_MEMORY = 4 * 2**30  # Ray's memory resource below which warm workers are off by default
+# Ray's memory resource each worker declares: a worker process with torch, Lightning and dltoolkit
+# imported measures about 450 MB resident (RSS, CPU torch 2.x), and a small in-memory sweep's
+# data, model and optimizer state add some tens of MB; 640 MiB covers both with room to spare.
+# Larger data is read once per worker (a copy of the sweep's prepared tensors): those sweeps
+# should run without warm workers on small machines (workers=False).
+WORKER_MEMORY = 640 * 2**20
 _POOL: list[Any] = []
 _POOL_JOB: str | None = None  # the Ray session (node and job of this driver) the pool belongs to
 _POOL_LOCK = threading.Lock()
@@ -46,6 +60,31 @@ def wanted(memory: float) -> bool:
     if setting in ("0", "false", "no", "off"):
         return False
     return memory >= MIN_MEMORY
+
+
+def lease_seconds() -> float:
+    """The lease of workers started now: ``DLTOOLKIT_WORKER_LEASE_S`` when set, else ``LEASE_S``."""
+    import os
+
+    from dltoolkit.errors import SpecError, message
+
+    text = os.environ.get(LEASE_ENV, "").strip()
+    if not text:
+        return LEASE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise SpecError(
+            message(
+                f"Invalid {LEASE_ENV}",
+                text,
+                "a positive number of seconds",
+                f"Set {LEASE_ENV}=600 (ten minutes), or unset it for the default {LEASE_S:g} s.",
+            )
+        )
+    return value
 
 
 def prune_workers(timeout: float = 10.0) -> int:
@@ -76,11 +115,23 @@ def warm_workers(count: int) -> list[Any]:
             _POOL.clear()
             _POOL_JOB = session
         here = NodeAffinitySchedulingStrategy(context.get_node_id(), soft=False)
-        while len(_POOL) < count:
+        # no more than Ray's free memory holds: a worker Ray cannot place would never start
+        room = int(_free_memory() // WORKER_MEMORY)
+        lease = lease_seconds()
+        while len(_POOL) < count and room > 0:
             _POOL.append(
-                TrialWorker.options(num_cpus=0, max_concurrency=4, scheduling_strategy=here).remote()
+                TrialWorker.options(
+                    num_cpus=0, memory=WORKER_MEMORY, max_concurrency=4, scheduling_strategy=here
+                ).remote(lease)
             )
+            room -= 1
         return list(_POOL)
+
+
+def _free_memory() -> float:
+    """Ray's unclaimed ``memory`` resource (bytes; over the cluster, so at most what is free on
+    this node once other nodes join)."""
+    return ray.available_resources().get("memory", 0.0)
 
 
 def release_workers() -> int:
@@ -103,19 +154,23 @@ class _Aborted(Exception):
 class _Job:
     """One trial in a worker: its training thread and the epochs it has not handed out yet."""
 
-    def __init__(self, key: str) -> None:
-        self.key = key
+    def __init__(self, key: str, lease: float = LEASE_S) -> None:
+        self.key, self.lease = key, lease
         self.epochs: queue.Queue = queue.Queue(maxsize=1)  # one epoch ahead at most
         self.abort = threading.Event()
         self.seen = time.monotonic()  # the last time the trial actor asked for an epoch
         self.thread: threading.Thread | None = None
+        self.expired: BaseException | None = None  # set when the lease ran out: the trial's error
 
     def stale(self) -> bool:
-        return time.monotonic() - self.seen > LEASE_S
+        return time.monotonic() - self.seen > self.lease
 
     def put(self, item: tuple) -> None:
         while True:
-            if self.abort.is_set() or self.stale():
+            if self.abort.is_set():
+                raise _Aborted
+            if self.stale():
+                self.expired = lease_error(self.key, self.lease)
                 raise _Aborted
             try:
                 self.epochs.put(item, timeout=0.2)
@@ -124,19 +179,35 @@ class _Job:
                 continue
 
 
+def lease_error(key: str, lease: float) -> BaseException:
+    """The error of a trial whose worker stopped its training because the lease ran out."""
+    from dltoolkit.errors import TrainingError
+
+    return TrainingError(
+        f"Trial {key} was stopped by its warm worker: nobody asked the worker for the trial's next "
+        f"epoch for {lease:g} s, the worker's lease ({LEASE_ENV}), so the worker took the trial as "
+        f"abandoned. If the trial's actor was only slow (a busy machine, a slow checkpoint), raise "
+        f"the lease: set {LEASE_ENV}=600 (seconds) in the environment before the sweep starts its "
+        "workers (call dltoolkit.tune.release_workers() first in a running session), or sweep "
+        "without warm workers (workers=False)."
+    )
+
+
 @ray.remote
 class TrialWorker:
     """A process with torch and Lightning imported that trains one trial at a time for a relay."""
 
-    def __init__(self) -> None:
+    def __init__(self, lease: float = LEASE_S) -> None:
         import os
 
         os.environ.setdefault("PL_DISABLE_FORK", "1")  # as Tune sets for its own trial actors
         import dltoolkit.train.fit  # noqa: F401 - the point of this worker: import once
         import dltoolkit.tune.training  # noqa: F401
 
+        self._lease = lease  # seconds a trial keeps this worker without asking for an epoch
         self._lock = threading.Lock()
         self._job: _Job | None = None
+        self._lost: dict[str, BaseException] = {}  # trials whose lease ran out -> their error
         self._data: tuple[str, Any] | None = None  # (object id, value): a sweep's data, read once
         self._arrivals: dict[str, int] = {}  # sweep id -> its trial actors that have started
         self._arrivals_lock = threading.Lock()
@@ -163,6 +234,8 @@ class TrialWorker:
             if job is not None:
                 if not (job.abort.is_set() or job.stale()):
                     return False
+                if not job.abort.is_set():  # taken from a trial whose lease ran out
+                    self._lost[job.key] = job.expired or lease_error(job.key, job.lease)
                 job.abort.set()
                 if job.thread is not None:
                     job.thread.join(timeout=30)
@@ -172,7 +245,7 @@ class TrialWorker:
             if self._data is None or self._data[0] != ref.hex():
                 self._data = (ref.hex(), ray.get(ref))
             data = self._data[1]
-            job = self._job = _Job(key)
+            job = self._job = _Job(key, self._lease)
             job.thread = threading.Thread(
                 target=self._train, args=(job, trial, data, state), name=f"trial-{key}", daemon=True
             )
@@ -183,14 +256,18 @@ class TrialWorker:
         """The trial's next epoch ``("epoch", metrics, epoch, state)``, ``("end",)`` or ``("error", exc)``."""
         job = self._job
         if job is None or job.key != key:
-            return ("error", RuntimeError(f"trial {key} does not hold this worker any more"))
+            lost = self._lost.pop(key, None)
+            return ("error", lost or RuntimeError(f"trial {key} does not hold this worker any more"))
         while True:
             job.seen = time.monotonic()
             try:
                 return job.epochs.get(timeout=1.0)
             except queue.Empty:
                 if job.thread is None or not job.thread.is_alive():
-                    return job.epochs.get_nowait() if not job.epochs.empty() else ("end",)
+                    if not job.epochs.empty():
+                        return job.epochs.get_nowait()
+                    # a training the lease ended is the trial's failure, not its normal end
+                    return ("error", job.expired) if job.expired is not None else ("end",)
 
     def release(self, *keys: str) -> None:
         """The relay is done with its trial (finished or stopped): end its training, free the worker.

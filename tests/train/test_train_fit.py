@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
@@ -98,3 +100,61 @@ def test_tensor_batches_cover_every_row_and_reshuffle():
     assert sorted(torch.cat(first).tolist()) == list(range(10))
     assert not torch.equal(torch.cat(first), torch.cat(second))
     assert [b[1].tolist() for b in TensorBatches(x, y, 4)][0] == [0, 1, 2, 3]
+
+
+class _StepHooks(Callback):
+    """Counts Lightning's per-optimizer-step hooks and keeps trainer.global_step at the end."""
+
+    def __init__(self) -> None:
+        self.calls = {"on_before_backward": 0, "on_after_backward": 0, "on_before_optimizer_step": 0}
+        self.global_step = -1
+
+    def on_before_backward(self, trainer, module, loss):
+        self.calls["on_before_backward"] += 1
+
+    def on_after_backward(self, trainer, module):
+        self.calls["on_after_backward"] += 1
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        self.calls["on_before_optimizer_step"] += 1
+
+    def on_train_end(self, trainer, module):
+        self.global_step = trainer.global_step
+
+
+def test_every_optimizer_step_goes_through_lightnings_public_hooks(checked, tmp_path):
+    """manual_backward and LightningOptimizer.step(): the hooks that precision plugins, DDP and
+    user callbacks rely on run once per mini-batch, and global_step counts the optimizer steps."""
+    spec = checked.spec.with_values({"train.steps_per_execution": 3})
+    hooks = _StepHooks()
+    fit(spec, checked.graph, checked.data, tmp_path, extra_callbacks=[hooks])
+    steps = spec.train.epochs * math.ceil(len(checked.data.X_train) / spec.train.batch_size)
+    assert hooks.calls == dict.fromkeys(hooks.calls, steps)
+    assert hooks.global_step == steps
+
+
+class _Weights(Callback):
+    def on_train_start(self, trainer, module):
+        self.start = torch.cat([p.detach().flatten().clone() for p in module.model.parameters()])
+
+    def on_train_end(self, trainer, module):
+        self.end = torch.cat([p.detach().flatten().clone() for p in module.model.parameters()])
+
+
+def test_grad_clip_bounds_every_step(checked, tmp_path):
+    """SGD with lr 1: each step moves the weights by the clipped gradient, of norm <= grad_clip."""
+    clip = 1e-3
+    spec = checked.spec.with_values(
+        {
+            "train.optimizer.name": "sgd",
+            "train.optimizer.lr": 1.0,
+            "train.optimizer.momentum": 0.0,
+            "train.grad_clip": clip,
+            "train.epochs": 1,
+        }
+    )
+    weights = _Weights()
+    fit(spec, checked.graph, checked.data, tmp_path, extra_callbacks=[weights])
+    steps = math.ceil(len(checked.data.X_train) / spec.train.batch_size)
+    moved = (weights.end - weights.start).norm().item()
+    assert 0 < moved <= steps * clip * (1 + 1e-4)

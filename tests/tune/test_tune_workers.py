@@ -183,3 +183,90 @@ def test_a_first_wave_trial_waits_for_the_other_actors_but_not_for_ever(ray_sess
     lonely.start()
     lonely.join(60)  # the second actor never starts (no CPU for it): the trial ends after WAVE_S
     assert not lonely.is_alive()
+
+
+def test_a_trial_that_outlives_its_lease_ends_in_an_error_naming_the_lease(
+    ray_session, make_spec, monkeypatch
+):
+    """A relay that stops asking for epochs longer than the lease: the worker stops the training
+    and the relay then gets a TrainingError that says how to raise the lease, not a normal end."""
+    import ray
+
+    from dltoolkit.api import check
+    from dltoolkit.errors import TrainingError
+    from dltoolkit.tune.workers import LEASE_ENV, WORKER_MEMORY, TrialWorker
+
+    spec = make_spec(train={"epochs": 200})
+    data = ray.put(check(spec).data)
+    worker = TrialWorker.options(num_cpus=0, memory=WORKER_MEMORY).remote(1.0)  # a 1 s lease
+    try:
+        assert ray.get(worker.start.remote("t1", spec, [data], None), timeout=300)
+        first = ray.get(worker.next.remote("t1"), timeout=120)
+        assert first[0] == "epoch" and first[2] == 1
+        time.sleep(4)  # the relay is silent for longer than the lease
+        items = [ray.get(worker.next.remote("t1"), timeout=60)]
+        while items[-1][0] == "epoch":
+            items.append(ray.get(worker.next.remote("t1"), timeout=60))
+        assert len(items) < 10, "the training went on after its lease ran out"
+        kind, error = items[-1][:2]
+        assert kind == "error" and isinstance(error, TrainingError), items[-1]
+        assert "t1" in str(error) and "lease" in str(error) and f"{LEASE_ENV}=600" in str(error)
+        # the worker is free again for another trial
+        assert ray.get(worker.start.remote("t2", spec, [data], None), timeout=60)
+        assert ray.get(worker.next.remote("t2"), timeout=120)[0] == "epoch"
+        ray.get(worker.release.remote("t2"))
+    finally:
+        ray.kill(worker)
+    monkeypatch.setenv(LEASE_ENV, "soon")
+    from dltoolkit.errors import SpecError
+    from dltoolkit.tune.workers import lease_seconds
+
+    with pytest.raises(SpecError, match=LEASE_ENV):
+        lease_seconds()
+    monkeypatch.setenv(LEASE_ENV, "600")
+    assert lease_seconds() == 600.0
+
+
+def test_warm_workers_declare_their_memory_to_ray(ray_session):
+    import ray
+
+    from dltoolkit.tune.workers import WORKER_MEMORY
+
+    release_workers()
+
+    def free() -> float:
+        return ray.available_resources().get("memory", 0.0)
+
+    deadline = time.monotonic() + 60
+    before = free()
+    while free() != before or time.monotonic() < deadline - 57:  # let earlier releases settle
+        before = free()
+        time.sleep(0.5)
+    assert before >= WORKER_MEMORY, "this Ray has too little memory for the test"
+    _pids(warm_workers(1))  # started
+    while before - free() < WORKER_MEMORY:
+        assert time.monotonic() < deadline, f"a warm worker holds {before - free():.0f} bytes of Ray's memory"
+        time.sleep(0.2)
+    assert before - free() == pytest.approx(WORKER_MEMORY, rel=1e-6)
+    release_workers()
+
+
+def test_a_job_past_its_lease_keeps_the_lease_error_and_a_released_one_does_not():
+    """The bookkeeping behind the Ray test above, without Ray: a stale job's next epoch is refused
+    with the lease error kept for the relay; a job its relay released ends quietly."""
+    from dltoolkit.errors import TrainingError
+    from dltoolkit.tune.workers import LEASE_ENV, _Aborted, _Job
+
+    job = _Job("t9", lease=0.2)
+    job.put(("epoch", {}, 1, b""))  # within the lease
+    time.sleep(0.4)
+    with pytest.raises(_Aborted):
+        job.put(("epoch", {}, 2, b""))
+    assert isinstance(job.expired, TrainingError)
+    assert "t9" in str(job.expired) and "0.2 s" in str(job.expired) and LEASE_ENV in str(job.expired)
+
+    released = _Job("t10", lease=60)
+    released.abort.set()
+    with pytest.raises(_Aborted):
+        released.put(("epoch", {}, 1, b""))
+    assert released.expired is None

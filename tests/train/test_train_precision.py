@@ -1,0 +1,155 @@
+"""train.precision and train.accelerator: bf16-mixed trains on CPU in bfloat16 autocast with float32
+weights, its bundle predicts in float32, and a GPU or 16-mixed where there is no CUDA GPU is a
+clear SpecError before anything is written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pytorch_lightning.callbacks import Callback
+
+import dltoolkit
+from dltoolkit.api import check
+from dltoolkit.errors import SpecError
+from dltoolkit.spec import Spec
+from dltoolkit.train.fit import device_settings, fit
+
+
+class _LinearOutputs:
+    """Records (training?, output dtype) of every nn.Linear call of a model while attached."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[bool, torch.dtype]] = []
+        self.handles: list = []
+
+    def attach(self, model: torch.nn.Module) -> None:
+        for layer in model.modules():
+            if isinstance(layer, torch.nn.Linear):
+                self.handles.append(
+                    layer.register_forward_hook(lambda m, i, out: self.seen.append((m.training, out.dtype)))
+                )
+
+    def detach(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
+class _RecordForward(Callback):
+    def __init__(self) -> None:
+        self.outputs = _LinearOutputs()
+        self.param_dtypes: set[torch.dtype] = set()
+
+    def on_train_start(self, trainer, module):
+        self.outputs.attach(module.model)
+
+    def on_train_epoch_end(self, trainer, module):
+        self.param_dtypes |= {p.dtype for p in module.model.parameters()}
+
+    def on_train_end(self, trainer, module):
+        self.outputs.detach()
+
+
+@pytest.fixture
+def checked(tiny_frame, tiny_spec_dict):
+    return check(
+        Spec.from_dict(tiny_spec_dict | {"train": tiny_spec_dict["train"] | {"epochs": 8}}), tiny_frame
+    )
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("bf16-mixed", torch.bfloat16), ("32", torch.float32)])
+def test_the_forward_runs_in_the_precision_asked_for_and_the_weights_stay_float32(
+    checked, tmp_path, precision, dtype
+):
+    spec = checked.spec.with_values({"train.precision": precision, "train.accelerator": "cpu"})
+    record = _RecordForward()
+    result = fit(spec, checked.graph, checked.data, tmp_path, extra_callbacks=[record])
+    train = {d for training, d in record.outputs.seen if training}
+    evaluation = {d for training, d in record.outputs.seen if not training}
+    assert train == {dtype}  # every training forward, in autocast for bf16-mixed
+    assert evaluation == {dtype}  # validation runs under the same precision
+    assert record.param_dtypes == {torch.float32}  # mixed precision keeps float32 master weights
+    assert {p.dtype for p in result.model.parameters()} == {torch.float32}
+    h = result.history
+    assert h["train_loss"].iloc[-1] < 0.8 * h["train_loss"].iloc[0]  # it learned
+    assert h["val_acc"].max() > 0.6
+
+
+def test_a_bf16_bundle_loads_and_predicts_in_float32(tiny_frame, tiny_spec_dict, tmp_path):
+    spec = tiny_spec_dict | {"train": tiny_spec_dict["train"] | {"epochs": 8, "precision": "bf16-mixed"}}
+    run = dltoolkit.run(spec, data=tiny_frame, out=tmp_path / "run", plots=False)
+    assert run.metrics["accuracy"] > 0.6
+    bundle = dltoolkit.load(tmp_path / "run" / "model")
+    assert bundle.spec.train.precision == "bf16-mixed"
+    assert {p.dtype for p in bundle.model.parameters()} == {torch.float32}
+    outputs = _LinearOutputs()
+    outputs.attach(bundle.model)
+    rows = tiny_frame.drop(columns="label").head(10)
+    proba = bundle.predict_proba(rows)
+    outputs.detach()
+    assert {d for _, d in outputs.seen} == {torch.float32}
+    assert proba.dtype == np.float32 and np.allclose(proba.sum(1), 1, atol=1e-6)
+    expected = torch.softmax(bundle.model(bundle.transform(rows)), -1).detach().numpy()
+    np.testing.assert_allclose(proba, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_precision_and_accelerator_in_the_spec():
+    base = {"task": {"kind": "binary"}, "data": {"source": "iris"}, "graph": {"nodes": []}}
+    assert Spec.from_dict(base | {"train": {"precision": 32}}).train.precision == "32"
+    assert Spec.from_yaml(
+        Spec.from_dict(base | {"train": {"precision": "bf16-mixed"}}).to_yaml()
+    ).train.precision == ("bf16-mixed")
+    with pytest.raises(SpecError, match=r"train.precision"):
+        Spec.from_dict(base | {"train": {"precision": "8-bit"}})
+    with pytest.raises(SpecError, match=r"train.accelerator"):
+        Spec.from_dict(base | {"train": {"accelerator": "tpu"}})
+    spec = Spec.from_dict(base)
+    assert (spec.train.accelerator, spec.train.precision) == ("cpu", "32")
+
+
+@pytest.mark.parametrize(
+    ("train", "cuda", "expected"),
+    [
+        ({}, False, ("cpu", "32-true")),
+        ({"accelerator": "auto"}, False, ("cpu", "32-true")),
+        ({"accelerator": "auto"}, True, ("gpu", "32-true")),
+        ({"accelerator": "gpu", "precision": "16-mixed"}, True, ("gpu", "16-mixed")),
+        ({"accelerator": "cpu", "precision": "bf16-mixed"}, False, ("cpu", "bf16-mixed")),
+    ],
+)
+def test_device_settings(train, cuda, expected):
+    spec = Spec.from_dict(
+        {"task": {"kind": "binary"}, "data": {"source": "iris"}, "graph": {"nodes": []}, "train": train}
+    )
+    assert device_settings(spec, cuda=cuda) == expected
+
+
+@pytest.mark.parametrize(
+    ("train", "cuda", "error"),
+    [
+        ({"accelerator": "gpu"}, False, r"asks for a GPU but PyTorch sees no CUDA GPU.*auto"),
+        ({"accelerator": "cuda"}, False, r"asks for a GPU"),
+        ({"accelerator": "auto", "precision": "16-mixed"}, False, r"16-mixed needs a CUDA GPU.*bf16-mixed"),
+        (
+            {"accelerator": "cpu", "precision": "16-mixed"},
+            True,
+            r"16-mixed needs a CUDA GPU.*accelerator: gpu",
+        ),
+    ],
+)
+def test_a_gpu_or_16_mixed_without_cuda_is_a_spec_error(train, cuda, error):
+    spec = Spec.from_dict(
+        {"task": {"kind": "binary"}, "data": {"source": "iris"}, "graph": {"nodes": []}, "train": train}
+    )
+    with pytest.raises(SpecError, match=error):
+        device_settings(spec, cuda=cuda)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where there is no CUDA GPU")
+@pytest.mark.parametrize("train", [{"accelerator": "gpu"}, {"accelerator": "auto", "precision": "16-mixed"}])
+def test_run_refuses_a_gpu_spec_without_cuda_before_writing(tiny_frame, tiny_spec_dict, tmp_path, train):
+    spec = tiny_spec_dict | {"train": tiny_spec_dict["train"] | train}
+    with pytest.raises(SpecError, match="CUDA GPU"):
+        dltoolkit.run(spec, data=tiny_frame, out=tmp_path / "run", plots=False)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
