@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from dltoolkit.data.datasets import DATASETS
+from dltoolkit.data.images.samples import IMAGE_SETS, image_set
 from dltoolkit.errors import DataError, closest, message
 from dltoolkit.spec import Spec
 
@@ -49,6 +50,8 @@ def source_format(spec: Spec) -> str:
         return fmt
     if spec.data.source in DATASETS or spec.data.source == "frame":  # a bundled name wins over a folder
         return "table"
+    if spec.data.source in IMAGE_SETS:
+        return "image_folder"
     source = Path(spec.data.source).expanduser()
     if source.is_dir():
         return "image_folder"
@@ -68,8 +71,19 @@ def image_files(spec: Spec) -> pd.DataFrame:
     """The images of the spec's source: absolute ``path`` and the target, one row per image."""
     _no_table_options(spec)
     if source_format(spec) == "image_folder":
-        return scan_folder(spec.data.source, spec.task.target)
+        return scan_folder(source_folder(spec), spec.task.target)
     return read_manifest(spec.data.source, spec.task.target, spec.data.path_column)
+
+
+def source_folder(spec: Spec) -> Path:
+    """The folder of an image-folder source: ``data.source``, or an image set's folder written on first use.
+
+    An image set (``digits_folder``, ``shapes_folder``: see :mod:`dltoolkit.datasets`) is written
+    once into the cache folder with ``data.options``.
+    """
+    if spec.data.source in IMAGE_SETS:
+        return image_set(spec.data.source, spec.data.options)
+    return Path(spec.data.source).expanduser()
 
 
 # ---------------------------------------------------------------------- image folders
