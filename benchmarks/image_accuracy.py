@@ -163,6 +163,7 @@ def main() -> None:
         "--epochs", type=int, default=None, help="train.epochs of both recipes (default: theirs)"
     )
     parser.add_argument("--pretrain-epochs", type=int, default=None)
+    parser.add_argument("--recipes", default="digits-folder,digits-resnet18", help="comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(1)
     scores: dict[tuple[str, str], list[float]] = {}
@@ -170,12 +171,16 @@ def main() -> None:
         out = Path(tmp)
         digits = write_image_folder(out / "digits", "digits", per_class=args.per_class, seed=0)
         shapes = write_image_folder(out / "shapes", "shapes", per_class=args.pretrain_per_class, seed=1)
-        weights = pretrain(shapes, args.pretrain_epochs, out)
+        recipes = args.recipes.split(",")
+        weights = pretrain(shapes, args.pretrain_epochs, out) if "digits-resnet18" in recipes else None
         for seed in range(args.seeds):
-            for name, w in (("digits-folder", None), ("digits-resnet18", weights)):
+            for name in recipes:
+                w = weights if name == "digits-resnet18" else None
                 spec = recipe_spec(name, digits, seed, args.epochs, w)
                 start = time.perf_counter()
-                ours = dltoolkit.run(spec, out=out / "runs" / f"{name}-{seed}", plots=False).metrics["accuracy"]
+                ours = dltoolkit.run(spec, out=out / "runs" / f"{name}-{seed}", plots=False).metrics[
+                    "accuracy"
+                ]
                 middle = time.perf_counter()
                 base = plain_run(spec, split_files(spec), w)
                 scores.setdefault((name, "dltoolkit"), []).append(ours)
