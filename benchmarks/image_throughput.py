@@ -1,9 +1,10 @@
 """Training images/s from an image folder, streamed: dltoolkit against a hand-written torchvision loop.
 
-    python benchmarks/image_throughput.py [--per-class 200] [--epochs 4] [--workers 1]
+    python benchmarks/image_throughput.py [--per-class 200] [--epochs 4] [--workers 1] [--models cnn,resnet18]
 
-Writes digits as 32x32 RGB files (PNG/JPEG/WebP) into class folders, then trains the same small
-CNN for ``--epochs`` epochs twice, with the same batch size, workers, transform (decode with
+Writes digits as 32x32 RGB files (PNG/JPEG/WebP) into class folders, then trains each model (a
+small CNN; resnet18 as a ``backbone`` node, randomly initialised, every stage training) for
+``--epochs`` epochs twice, with the same batch size, workers, transform (decode with
 Pillow, resize to 32x32, normalise) and split (dltoolkit's):
 
 * dltoolkit: ``dltoolkit.run`` with ``data.in_memory_mb: 0`` (the images are decoded in DataLoader
@@ -28,7 +29,7 @@ from dltoolkit.api import resolve_spec
 from dltoolkit.data.images.prepare import split_files
 from dltoolkit.data.images.samples import write_digits_folder
 
-GRAPH = [
+CNN = [
     {"name": "conv1", "op": "conv2d", "channels": 16, "kernel_size": 3},
     {"name": "act1", "op": "relu"},
     {"name": "pool1", "op": "maxpool2d", "kernel_size": 2},
@@ -37,6 +38,7 @@ GRAPH = [
     {"name": "pool2", "op": "maxpool2d", "kernel_size": 2},
     {"name": "flat", "op": "flatten"},
 ]
+GRAPHS = {"cnn": CNN, "resnet18": [{"name": "features", "op": "backbone", "arch": "resnet18"}]}
 
 
 def dltoolkit_rate(spec, n_train: int, out: Path) -> float:
@@ -88,22 +90,29 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--models", default="cnn,resnet18", help=f"comma-separated, of {list(GRAPHS)}")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    lines = []
     with tempfile.TemporaryDirectory() as tmp:
         root = write_digits_folder(Path(tmp) / "digits", args.per_class, sizes=(32,), rgb_share=1.0)
-        spec = resolve_spec({
-            "name": "throughput", "task": {"kind": "multiclass"},
-            "data": {"source": str(root), "in_memory_mb": 0, "workers": args.workers},
-            "preprocess": {"image": {"channels": 3, "size": 32}}, "graph": {"nodes": GRAPH},
-            "train": {"epochs": args.epochs, "batch_size": 64, "early_stopping": None, "threads": 1},
-        })  # fmt: skip
-        files = split_files(spec)
-        ours = dltoolkit_rate(spec, len(files["train"]), Path(tmp) / "run")
-        base = baseline_rate(spec, files, args.epochs)
+        for model in args.models.split(","):
+            spec = resolve_spec({
+                "name": "throughput", "task": {"kind": "multiclass"},
+                "data": {"source": str(root), "in_memory_mb": 0, "workers": args.workers},
+                "preprocess": {"image": {"channels": 3, "size": 32}}, "graph": {"nodes": GRAPHS[model]},
+                "train": {"epochs": args.epochs, "batch_size": 64, "early_stopping": None, "threads": 1},
+            })  # fmt: skip
+            files = split_files(spec)
+            ours = dltoolkit_rate(spec, len(files["train"]), Path(tmp) / f"run-{model}")
+            base = baseline_rate(spec, files, args.epochs)
+            lines.append(
+                f"{model}: dltoolkit {ours:.0f}, ImageFolder + DataLoader loop {base:.0f}, ratio {ours / base:.2f}"
+            )
+            print(lines[-1], flush=True)
     print(f"training images/s (epochs 2-{args.epochs}, {len(files['train'])} training images, "
-          f"{args.workers} worker(s)): dltoolkit {ours:.0f}, ImageFolder + DataLoader loop {base:.0f}, "
-          f"ratio {ours / base:.2f}")  # fmt: skip
+          f"{args.workers} worker(s), batch 64, 1 thread):")  # fmt: skip
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

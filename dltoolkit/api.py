@@ -54,17 +54,22 @@ SMOKE_ENV = "DLTOOLKIT_SMOKE"  # set (e.g. to 1) to shrink every experiment: CI 
 
 
 def smoke(spec: Spec) -> Spec:
-    """The spec shrunk for a smoke run: at most 2 epochs, 2 trials of at most 2 epochs each."""
+    """The spec shrunk for a smoke run: at most 2 epochs, 2 trials of at most 2 epochs each, and an
+    image set the package writes (``digits_folder``, ``shapes_folder``) at most 30 images a class."""
+    from dltoolkit.data.images.samples import IMAGE_SETS, SET_DEFAULTS
+
     search = spec.search
-    return spec.with_values(
-        {
-            "train.epochs": min(spec.train.epochs, 2),
-            "train.early_stopping": None,
-            "search.samples": min(search.samples, 2),
-            "search.max_epochs": min(search.max_epochs or spec.train.epochs, 2),
-            "search.grace_period": 1,
-        }
-    )
+    shrunk = {
+        "train.epochs": min(spec.train.epochs, 2),
+        "train.early_stopping": None,
+        "search.samples": min(search.samples, 2),
+        "search.max_epochs": min(search.max_epochs or spec.train.epochs, 2),
+        "search.grace_period": 1,
+    }
+    if spec.data.source in IMAGE_SETS:
+        per_class = spec.data.options.get("per_class", SET_DEFAULTS["per_class"])
+        shrunk["data.options"] = {**spec.data.options, "per_class": min(per_class or 30, 30)}
+    return spec.with_values(shrunk)
 
 
 @dataclass

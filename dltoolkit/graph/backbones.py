@@ -23,7 +23,9 @@ trainable after N epochs (:class:`dltoolkit.train.finetune.BackboneUnfreeze`), a
 under a prefix, as in a Lightning checkpoint's ``state_dict`` or a bundle's ``weights.pt``), or a
 torchvision weights name (``ResNet18_Weights.IMAGENET1K_V1``, ``IMAGENET1K_V1``, ``DEFAULT``) read
 from the torch hub cache where torchvision itself would keep it
-(``torch.hub.get_dir()/checkpoints/<file>``). Nothing is ever downloaded: a missing file is an
+(``torch.hub.get_dir()/checkpoints/<file>``), or ``recipe:<name>``: the backbone of a bundled
+recipe, trained once on data the package writes and kept in its cache
+(:mod:`dltoolkit.recipes.pretrained`). Nothing is ever downloaded: a missing file is an
 error naming the file and the folder to put it in.
 
 Example:
@@ -337,8 +339,10 @@ def _drop_classifier(body: nn.Module, fam: Family) -> None:
 def resolve_weights(arch: str, weights: str, tv=None, need_file: bool = True) -> tuple[Path, str | None]:
     """``(file, weights enum name or None)`` for a backbone's ``weights`` attribute.
 
-    A value that names a file (a path separator or a weights suffix) is that file; otherwise it is
-    a torchvision weights name of ``arch`` looked up in the torch hub cache. Nothing is downloaded.
+    A value that names a file (a path separator or a weights suffix) is that file;
+    ``recipe:<name>`` is the backbone of a bundled recipe, trained on first use
+    (:mod:`dltoolkit.recipes.pretrained`); otherwise it is a torchvision weights name of ``arch``
+    looked up in the torch hub cache. Nothing is downloaded.
 
     Raises:
         WeightsError: the file is missing (when ``need_file``), or the name is not a weights name
@@ -346,6 +350,11 @@ def resolve_weights(arch: str, weights: str, tv=None, need_file: bool = True) ->
     """
     tv = tv or _tv()
     text = str(weights)
+    if text.startswith("recipe:"):  # weights the package makes: see dltoolkit.recipes.pretrained
+        from dltoolkit.recipes.pretrained import weights_file
+
+        name = text.removeprefix("recipe:")
+        return (weights_file(name) if need_file else Path(f"{name}.pt")), None
     if os.sep in text or "/" in text or text.endswith(WEIGHT_SUFFIXES) or Path(text).expanduser().is_file():
         path = Path(text).expanduser()
         if need_file and not path.is_file():

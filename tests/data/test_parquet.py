@@ -230,7 +230,7 @@ def test_a_sample_table_is_written_once_as_parquet_shards_and_streamed(tmp_path,
     from dltoolkit.data.tables.samples import credit_table, sample_path
     from dltoolkit.data.tables.source import TableFiles
 
-    monkeypatch.setenv("DLTOOLKIT_DATA", str(tmp_path))
+    monkeypatch.setenv("DLTOOLKIT_CACHE", str(tmp_path))
     assert source_format(_spec("credit_shards")) == "table_files"
     files = TableFiles.open("credit_shards")
     assert files.rows == 60_000 and len(files.files) == 8 and len(files.units) == 24

@@ -27,6 +27,7 @@ EXPECTED = [
     "06-evaluation-and-ensembles",
     "07-deploy",
     "08-from-first-principles",
+    "09-images-and-transfer-learning",
     "10-understand-your-model",
 ]
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -34,7 +35,7 @@ CELL_TIMEOUT_S = 300  # one cell
 NOTEBOOK_TIMEOUT_S = 600  # one whole notebook (pytest-timeout), kernel start and shutdown included
 
 
-def test_the_notebooks_are_the_eight_of_the_tour():
+def test_the_notebooks_are_the_ten_of_the_tour():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 

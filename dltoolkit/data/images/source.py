@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from dltoolkit.data.datasets import DATASETS
+from dltoolkit.data.images.samples import IMAGE_SETS, image_set
 from dltoolkit.errors import DataError, closest, message
 from dltoolkit.spec import Spec
 
@@ -40,7 +41,8 @@ def is_image_file(name: str | os.PathLike) -> bool:
 def source_format(spec: Spec) -> str:
     """``table``, ``table_files``, ``image_folder`` or ``image_manifest``: ``data.format``, or what ``auto`` recognises.
 
-    ``auto``: a bundled dataset name or ``frame`` is a table; a sample table name
+    ``auto``: a bundled dataset name or ``frame`` is a table; an image set name (``digits_folder``,
+    ``shapes_folder``) is an image folder; a sample table name
     (:data:`~dltoolkit.data.tables.samples.SAMPLE_TABLES`), a glob, a folder of Parquet/CSV shards
     (see :func:`dltoolkit.data.tables.source.is_table_files`) or a Parquet file that is not a
     manifest are table files; another existing folder is an image folder; a CSV/Parquet file whose path column
@@ -52,6 +54,8 @@ def source_format(spec: Spec) -> str:
         return fmt
     if spec.data.source in DATASETS or spec.data.source == "frame":  # a bundled name wins over a folder
         return "table"
+    if spec.data.source in IMAGE_SETS:
+        return "image_folder"
     from dltoolkit.data.tables.samples import SAMPLE_TABLES
     from dltoolkit.data.tables.source import PARQUET_EXTENSIONS, is_glob, is_table_files
 
@@ -82,8 +86,19 @@ def image_files(spec: Spec) -> pd.DataFrame:
     """The images of the spec's source: absolute ``path`` and the target, one row per image."""
     _no_table_options(spec)
     if source_format(spec) == "image_folder":
-        return scan_folder(spec.data.source, spec.task.target)
+        return scan_folder(source_folder(spec), spec.task.target)
     return read_manifest(spec.data.source, spec.task.target, spec.data.path_column)
+
+
+def source_folder(spec: Spec) -> Path:
+    """The folder of an image-folder source: ``data.source``, or an image set's folder written on first use.
+
+    An image set (``digits_folder``, ``shapes_folder``: see :mod:`dltoolkit.datasets`) is written
+    once into the cache folder with ``data.options``.
+    """
+    if spec.data.source in IMAGE_SETS:
+        return image_set(spec.data.source, spec.data.options)
+    return Path(spec.data.source).expanduser()
 
 
 # ---------------------------------------------------------------------- image folders

@@ -26,8 +26,11 @@ SAMPLE_TABLES: Registry[Callable[[Path], Path]] = Registry("sample table")
 
 
 def data_home() -> Path:
-    """Where sample files are written: ``$DLTOOLKIT_DATA``, else ``~/.cache/dltoolkit/data``."""
-    return Path(os.environ.get("DLTOOLKIT_DATA") or Path.home() / ".cache" / "dltoolkit" / "data")
+    """Where sample files are written: ``data/`` in dltoolkit's cache folder (``$DLTOOLKIT_CACHE``, else
+    ``~/.cache/dltoolkit``; see :func:`dltoolkit.datasets.cache_dir`)."""
+    from dltoolkit.data.images.samples import cache_dir
+
+    return cache_dir() / "data"
 
 
 def sample_path(name: str) -> Path:
