@@ -120,6 +120,7 @@ def test_local_results_stream_and_give_the_best_bundle_top_models_and_plots(loca
     assert len(models) == 2 and models[0].metrics["accuracy"] == pytest.approx(model.metrics["accuracy"])
     proba = result.ensemble(2).predict_proba(model.example_input(3))
     assert proba.shape[0] == 3 and np.allclose(proba.sum(1), 1)
+    assert (tmp_path / "trials.csv").is_file() and result.wait(300, plots=True) is result
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "curves.png",
         "importance.png",
