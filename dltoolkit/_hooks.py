@@ -1,6 +1,6 @@
 """The private library internals dltoolkit relies on, in one place, each with a fallback that warns.
 
-Lightning and PyTorch offer no public API for three things dltoolkit needs:
+Lightning and PyTorch offer no public API for four things dltoolkit needs:
 
 - ``step_progress(trainer)``: Lightning's manual-optimisation step counter
   (``fit_loop.epoch_loop.manual_optimization.optim_step_progress``). TaskModule steps the raw
@@ -10,6 +10,11 @@ Lightning and PyTorch offer no public API for three things dltoolkit needs:
   or PBT-exploited trial continues its epoch count instead of starting again at 0.
 - ``prepare_for_backward(ddp)``: ``pytorch_lightning.overrides.distributed.prepare_for_backward``,
   which arms DDP's gradient reducer before a raw ``loss.backward()`` in data-parallel training.
+- ``cache_entry_points()``: every ``pl.Trainer(...)`` asks ``importlib.metadata.entry_points`` (through
+  ``lightning_fabric.utilities.registry``) for callback factories, which reads the metadata of every
+  installed distribution again: about 50 ms per Trainer here, paid by each trial of a sweep. The
+  scan is made once per entry-point group and process instead (the factories are still called for
+  every Trainer); a package installed while the process runs is seen after a restart.
 
 Each is guarded by a canary test (``tests/core/test_canaries.py``) that fails when the installed
 version lacks it; at run time a missing one logs a warning (logger ``dltoolkit.hooks``) once and the
@@ -19,6 +24,7 @@ fallback below runs. (Ray's ``ray.tune.tune._setup_signal_catching`` is owned by
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -99,3 +105,27 @@ def _prepare(model: Any) -> None:
         model.reducer.prepare_for_backward([])
     else:
         model.require_forward_param_sync = False
+
+
+def cache_entry_points() -> bool:
+    """Make Lightning's per-Trainer entry-point scan once per group and process (False: could not)."""
+    try:
+        from lightning_fabric.utilities import registry
+
+        scan = registry.entry_points
+    except (ImportError, AttributeError):
+        _fallback(
+            "lightning_fabric.utilities.registry.entry_points",
+            "each Trainer scans the installed packages again (slower trial starts, same training).",
+        )
+        return False
+    if getattr(scan, "dltoolkit_cached", False):
+        return True
+    once = functools.lru_cache(maxsize=None)(lambda group: scan(group=group))
+
+    def entry_points(**kwargs: Any) -> Any:
+        return once(kwargs["group"]) if set(kwargs) == {"group"} else scan(**kwargs)
+
+    entry_points.dltoolkit_cached = True  # type: ignore[attr-defined]
+    registry.entry_points = entry_points
+    return True

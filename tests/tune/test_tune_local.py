@@ -161,10 +161,10 @@ def test_a_stopped_local_sweep_resumes_its_unfinished_trials_from_their_last_epo
     starts: list[int] = []  # the epoch each trained trial started from
     real_train = dltoolkit.tune.training.train
 
-    def spy(trial, data, state, emit):
+    def spy(trial, data, state, emit, **options):
         start = dltoolkit.tune.training.load_state(state)
         starts.append(start["epoch"] if start else 0)
-        return real_train(trial, data, state, emit)
+        return real_train(trial, data, state, emit, **options)
 
     monkeypatch.setattr(dltoolkit.tune.training, "train", spy)
     epochs = 40
