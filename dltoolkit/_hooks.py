@@ -1,14 +1,19 @@
 """The private library internals dltoolkit relies on, in one place, each with a fallback that warns.
 
-Lightning offers no public API for one thing dltoolkit needs:
+Lightning offers no public API for two things dltoolkit needs:
 
 - ``set_epoch(trainer, epoch)``: the epoch counters of ``fit_loop.epoch_progress``, so that a resumed
   or PBT-exploited trial continues its epoch count instead of starting again at 0.
+- ``cache_entry_points()``: every ``pl.Trainer(...)`` asks ``importlib.metadata.entry_points`` (through
+  ``lightning_fabric.utilities.registry``) for callback factories, which reads the metadata of every
+  installed distribution again: about 50 ms per Trainer here, paid by each trial of a sweep. The
+  scan is made once per entry-point group and process instead (the factories are still called for
+  every Trainer); a package installed while the process runs is seen after a restart.
 
 (The training loop itself uses Lightning's public manual-optimisation API: ``manual_backward``,
 ``LightningOptimizer.step()``, which count ``trainer.global_step`` and arm DDP's reducer.)
 
-It is guarded by a canary test (``tests/core/test_canaries.py``) that fails when the installed
+Each is guarded by a canary test (``tests/core/test_canaries.py``) that fails when the installed
 version lacks it; at run time a missing hook logs a warning (logger ``dltoolkit.hooks``) once and the
 fallback below runs. (Ray's ``ray.tune.tune._setup_signal_catching`` is owned by
 :mod:`dltoolkit.tune._ray`, with its own canary.)
@@ -16,6 +21,7 @@ fallback below runs. (Ray's ``ray.tune.tune._setup_signal_catching`` is owned by
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -48,3 +54,27 @@ def set_epoch(trainer: Any, epoch: int) -> bool:
             f"a resumed trial trains its epochs again from 0 instead of continuing after epoch {epoch}.",
         )
         return False
+
+
+def cache_entry_points() -> bool:
+    """Make Lightning's per-Trainer entry-point scan once per group and process (False: could not)."""
+    try:
+        from lightning_fabric.utilities import registry
+
+        scan = registry.entry_points
+    except (ImportError, AttributeError):
+        _fallback(
+            "lightning_fabric.utilities.registry.entry_points",
+            "each Trainer scans the installed packages again (slower trial starts, same training).",
+        )
+        return False
+    if getattr(scan, "dltoolkit_cached", False):
+        return True
+    once = functools.lru_cache(maxsize=None)(lambda group: scan(group=group))
+
+    def entry_points(**kwargs: Any) -> Any:
+        return once(kwargs["group"]) if set(kwargs) == {"group"} else scan(**kwargs)
+
+    entry_points.dltoolkit_cached = True  # type: ignore[attr-defined]
+    registry.entry_points = entry_points
+    return True

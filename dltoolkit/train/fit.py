@@ -20,12 +20,15 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from dltoolkit._hooks import cache_entry_points
 from dltoolkit._quiet import quiet_libraries
 from dltoolkit.errors import SpecError, TrainingError, message
 from dltoolkit.graph import Graph, GraphModule
 from dltoolkit.spec import Spec
 from dltoolkit.train.finetune import finetune_callbacks
 from dltoolkit.train.module import TaskModule
+
+cache_entry_points()  # each Trainer would scan the installed packages again (see dltoolkit._hooks)
 
 
 class TensorBatches:
@@ -267,11 +270,14 @@ def fit(
     listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
     augment=None,
     extra_callbacks: Sequence[Callback] = (),
+    checkpoint: bool = True,
 ) -> FitResult:
     """Train ``graph`` on ``data`` (a dltoolkit.data.Prepared) as the spec says; return the best model.
 
     A NaN loss raises TrainingError naming the epoch and step; the best checkpoint so far stays in
-    ``workdir/checkpoints`` and its path is in the message.
+    ``workdir/checkpoints`` and its path is in the message. ``checkpoint=False`` (a sweep's trial,
+    whose own callback keeps its best weights) writes no checkpoint: the model returned is the last
+    epoch's, and ``best_score``/``best_epoch`` come from the history.
     """
     workdir = Path(workdir)
     if spec.train.threads:
@@ -281,17 +287,21 @@ def fit(
     steps = math.ceil(len(data.X_train) / spec.train.batch_size)
     module = build_module(spec, graph, steps, augment, data)
     monitor, mode = spec.task.monitor_metric()
-    ckpt = ModelCheckpoint(
-        dirpath=workdir / "checkpoints",
-        filename="best",
-        monitor=monitor,
-        mode=mode,
-        save_weights_only=True,
-        save_last=False,
-        enable_version_counter=False,
-    )
+    ckpt = None
+    if checkpoint:
+        ckpt = ModelCheckpoint(
+            dirpath=workdir / "checkpoints",
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_weights_only=True,
+            save_last=False,
+            enable_version_counter=False,
+        )
     history = History(listeners)
-    callbacks: list[Callback] = [history, ckpt, *finetune_callbacks(module.model), *extra_callbacks]
+    callbacks: list[Callback] = [history, *finetune_callbacks(module.model), *extra_callbacks]
+    if ckpt is not None:
+        callbacks.insert(1, ckpt)
     early = None
     if spec.train.early_stopping:
         early = EarlyStopping(monitor=monitor, mode=mode, patience=spec.train.early_stopping)
@@ -299,7 +309,7 @@ def fit(
     if progress:
         callbacks.append(EpochProgress())
     with quiet_libraries():  # Lightning's banners and tips (see dltoolkit._quiet)
-        trainer = make_trainer(spec, workdir, callbacks)
+        trainer = make_trainer(spec, workdir, callbacks, enable_checkpointing=checkpoint)
     with quiet_libraries(), warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore",
@@ -309,21 +319,30 @@ def fit(
         try:
             trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         except TrainingError as e:
+            if ckpt is None:
+                raise
             kept = ckpt.best_model_path or "none (no epoch finished)"
             raise TrainingError(f"{e} The best checkpoint so far is kept: {kept}.") from None
-    result = _result(module, ckpt, history, monitor)
+    result = _result(module, ckpt, history, monitor, mode)
     result.epochs, result.max_epochs = len(result.history), spec.train.epochs
     result.stopped_early = early is not None and early.stopped_epoch > 0
     return result
 
 
-def _result(module: TaskModule, ckpt: ModelCheckpoint, history: History, monitor: str) -> FitResult:
-    path = Path(ckpt.best_model_path) if ckpt.best_model_path else None
+def _result(
+    module: TaskModule, ckpt: ModelCheckpoint | None, history: History, monitor: str, mode: str
+) -> FitResult:
+    frame = history.frame()
+    if ckpt is None:  # no checkpoint: the last epoch's model, the best score from the history
+        scores = frame[monitor].dropna() if monitor in frame else pd.Series(dtype=float)
+        best = None if scores.empty else float(scores.max() if mode == "max" else scores.min())
+        path = None
+    else:
+        path = Path(ckpt.best_model_path) if ckpt.best_model_path else None
+        best = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
     if path is not None:
         state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
-    frame = history.frame()
-    best = float(ckpt.best_model_score) if ckpt.best_model_score is not None else None
     best_epoch = None
     if best is not None and monitor in frame:
         best_epoch = int(frame.loc[(frame[monitor] - best).abs().idxmin(), "epoch"])

@@ -85,6 +85,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(
             f"best: trial {best['trial_id']} {runner.plan.metric}={best['score']:.4f} at epoch {best['epoch']}"
         )
+    runner.wait(plots=True)  # the plots are drawn after the sweep's end (see Sweep.wait)
     print(f"wrote {runner.out}/ (trials.csv, best/, plots/, spec.yaml)")
     if runner.tracking.get("mlflow_run_id"):
         print(f"tracked in MLflow: run {runner.tracking['mlflow_run_id']} at {runner.tracking['mlflow_uri']}")

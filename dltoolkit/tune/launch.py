@@ -365,11 +365,15 @@ def save_best(runner: Sweep) -> Path | None:
     return None
 
 
-def save_outputs(runner: Sweep) -> None:
-    """``trials.csv`` and the three plots in ``plots/``."""
+def save_table(runner: Sweep) -> None:
+    """``trials.csv``: the trial table."""
+    atomic_write_text(runner.out / "trials.csv", runner.trials().to_csv(index=False))
+
+
+def save_plots(runner: Sweep) -> None:
+    """The three plots in ``plots/``: curves, parallel coordinates, importance."""
     from dltoolkit.evaluate._figures import save_png
 
-    atomic_write_text(runner.out / "trials.csv", runner.trials().to_csv(index=False))
     plots = runner.out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     save_png(runner.plot_curves(), plots / "curves.png")

@@ -123,6 +123,8 @@ class Sweep:
         self.best_bundle: Path | None = None
         self.tracking: dict[str, Any] = {}  # where the sweep was tracked (mlflow_run_id...), at its end
         self._tracker: Any = None
+        self._plots: threading.Thread | None = None  # draws plots/ after the sweep's end
+        self._plots_error: BaseException | None = None
 
     # ------------------------------------------------------------------ live events (from the engine)
     def _on_start(self, trial_id: str, config: dict[str, Any]) -> None:
@@ -176,8 +178,15 @@ class Sweep:
         """Whether the sweep was stopped (``stop()``, or Ctrl-C) before its end."""
         return self.stop_requested.is_set()
 
-    def wait(self, timeout: float | None = None) -> Sweep:
-        """Block until the sweep ends (re-raising its error); Ctrl-C stops it cleanly."""
+    def wait(self, timeout: float | None = None, *, plots: bool = False) -> Sweep:
+        """Block until the sweep ends (re-raising its error); Ctrl-C stops it cleanly.
+
+        The sweep ends once its trials are done and ``trials.csv`` and the best bundle are written;
+        the three PNGs of ``plots/`` are drawn after that in a background thread (a second or so
+        that nothing else waits for; the process does not exit before they are written). With
+        ``plots=True`` this also waits for them (and re-raises a failure to draw them).
+        """
+        started = time.monotonic()
         try:
             if not self._done.wait(timeout):
                 return self
@@ -186,6 +195,11 @@ class Sweep:
             raise
         if self._error is not None:
             raise self._error
+        if plots and self._plots is not None:
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            self._plots.join(left)
+            if self._plots_error is not None:
+                raise self._plots_error
         return self
 
     def stop(self, timeout: float = 120.0) -> Sweep:
@@ -228,13 +242,29 @@ class Sweep:
         raise NotImplementedError
 
     def _write_outputs(self) -> None:
-        """The best bundle, ``trials.csv`` and the plots, from the records and the trials' states."""
-        from dltoolkit.tune.launch import save_best, save_outputs
+        """The best bundle and ``trials.csv`` from the records and the trials' states; then the plots,
+        in a background thread (the sweep's result does not wait for matplotlib), unless the sweep
+        is tracked (the tracking logs ``plots/``, so they are drawn first)."""
+        from dltoolkit.tune.launch import save_best, save_plots, save_table
 
         self.best_bundle = save_best(self)
-        save_outputs(self)
+        save_table(self)
         if self._tracker is not None:
+            save_plots(self)
             self.tracking = self._tracker.finish(self)
+            return
+        # not a daemon: the interpreter waits for it at exit, so a script or the CLI never leaves
+        # a half-drawn plots/ behind (each PNG is written atomically either way)
+        self._plots = threading.Thread(target=self._draw_plots, name="dltoolkit-sweep-plots")
+        self._plots.start()
+
+    def _draw_plots(self) -> None:
+        from dltoolkit.tune.launch import save_plots
+
+        try:
+            save_plots(self)
+        except Exception as e:  # noqa: BLE001 - kept for wait(plots=True)
+            self._plots_error = e
 
     # ------------------------------------------------------------------ results
     def records(self) -> list[TrialRecord]:

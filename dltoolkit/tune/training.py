@@ -12,6 +12,7 @@ This module imports torch and Lightning; the light side (what Tune runs) is
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import pickle
@@ -27,11 +28,16 @@ from dltoolkit._hooks import set_epoch
 from dltoolkit.errors import TrainingError, message
 from dltoolkit.spec import Spec
 
-Emit = Callable[[dict[str, float], int, bytes], None]
+Emit = Callable[[dict[str, float], int, Any], None]  # state: bytes, or a LazyState with lazy=True
 
 
-def train(trial: Spec, data: Any, state: bytes | None, emit: Emit) -> None:
-    """Train ``trial`` (a spec with the trial's values) on prepared ``data``, from ``state`` if given."""
+def train(trial: Spec, data: Any, state: bytes | None, emit: Emit, lazy: bool = False) -> None:
+    """Train ``trial`` (a spec with the trial's values) on prepared ``data``, from ``state`` if given.
+
+    Each epoch's state reaches ``emit`` as bytes, or with ``lazy`` as a :class:`LazyState` (a copy
+    made in memory, serialized only if the caller calls it: the local engine writes a trial's state
+    when the trial ends, not every epoch).
+    """
     from dltoolkit.bundle import graph_for
     from dltoolkit.data import make_augment
     from dltoolkit.train.fit import fit
@@ -42,11 +48,12 @@ def train(trial: Spec, data: Any, state: bytes | None, emit: Emit) -> None:
         return  # finished before the driver stopped; nothing left to train
     graph = graph_for(trial, data.preprocessor, data.n_outputs)
     report = EpochReport(
-        *trial.task.monitor_metric(), base_lr=trial.train.optimizer.lr, emit=emit, state=start
+        *trial.task.monitor_metric(), base_lr=trial.train.optimizer.lr, emit=emit, state=start, lazy=lazy
     )
     with tempfile.TemporaryDirectory(prefix="dltoolkit-trial-") as work:
         augment = make_augment(trial.preprocess.augment, data.input_shape)
-        fit(trial, graph, data, work, augment=augment, extra_callbacks=[report])
+        # no Lightning checkpoint: EpochReport keeps the trial's best weights in its state
+        fit(trial, graph, data, work, augment=augment, extra_callbacks=[report], checkpoint=False)
 
 
 def load_state(blob: bytes | None) -> dict[str, Any] | None:
@@ -76,21 +83,43 @@ def dump_state(state: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
+class LazyState:
+    """A trial's state at the end of an epoch, copied in memory; calling it gives the bytes
+    :func:`dump_state` would (serialized once, on the first call)."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state: dict[str, Any] | None = state
+        self._bytes: bytes | None = None
+
+    def __call__(self) -> bytes:
+        if self._bytes is None:
+            self._bytes, self._state = dump_state(self._state), None
+        return self._bytes
+
+
 class EpochReport(Callback):
     """Hands each epoch's metrics and state to ``emit``; restores a trial's state at the start.
 
     Args:
         monitor, mode: the metric that picks the best weights kept in the state.
         base_lr: the trial's learning rate (PBT may change it when it restores another trial's state).
-        emit: called as ``emit(metrics, epoch, state_bytes)`` after every training epoch.
+        emit: called as ``emit(metrics, epoch, state)`` after every training epoch.
         state: a state to continue from.
+        lazy: hand ``emit`` a :class:`LazyState` instead of the state's bytes.
     """
 
     def __init__(
-        self, monitor: str, mode: str, base_lr: float, emit: Emit, state: dict[str, Any] | None = None
+        self,
+        monitor: str,
+        mode: str,
+        base_lr: float,
+        emit: Emit,
+        state: dict[str, Any] | None = None,
+        lazy: bool = False,
     ) -> None:
         self.monitor, self.mode, self.base_lr, self.emit, self.state = monitor, mode, base_lr, emit, state
         self.best = state["best"] if state else None
+        self.lazy = lazy
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if self.state is not None:
@@ -107,18 +136,19 @@ class EpochReport(Callback):
         ):
             weights = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
             self.best = {"score": score, "epoch": epoch, "weights": weights}
-        self.emit(metrics, epoch, dump_state(self._state(trainer, module, epoch)))
+        state = self._state(trainer, module, epoch)
+        self.emit(metrics, epoch, LazyState(state) if self.lazy else dump_state(state))
 
     def _state(self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int) -> dict[str, Any]:
         schedules = trainer.lr_scheduler_configs
-        return {
-            "epoch": epoch,
-            "base_lr": self.base_lr,
+        live = {
             "model": module.model.state_dict(),
             "optimizer": trainer.optimizers[0].state_dict(),
             "schedule": schedules[0].scheduler.state_dict() if schedules else None,
-            "best": self.best,
         }
+        if self.lazy:  # training goes on: a copy (the best weights are a copy already)
+            live = copy.deepcopy(live)
+        return {"epoch": epoch, "base_lr": self.base_lr, **live, "best": self.best}
 
 
 def restore(trainer: pl.Trainer, module: pl.LightningModule, state: dict[str, Any], base_lr: float) -> None:

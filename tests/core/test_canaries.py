@@ -43,6 +43,27 @@ def test_lightning_epoch_progress_counters_still_set_the_epoch():
     assert trainer.current_epoch == 3
 
 
+def test_lightning_still_scans_callback_entry_points_through_its_registry(monkeypatch):
+    from lightning_fabric.utilities import registry
+
+    assert _hooks.cache_entry_points(), "lightning_fabric.utilities.registry.entry_points is gone"
+    assert getattr(registry.entry_points, "dltoolkit_cached", False)
+    groups = []
+    cached = registry.entry_points
+
+    def seen(**kwargs):
+        groups.append(kwargs.get("group"))
+        return cached(**kwargs)
+
+    monkeypatch.setattr(registry, "entry_points", seen)
+    _trainer(max_epochs=1)
+    _trainer(max_epochs=1)
+    assert groups == ["pytorch_lightning.callbacks_factory"] * 2, "a Trainer no longer asks the registry"
+    assert cached(group="pytorch_lightning.callbacks_factory") is cached(
+        group="pytorch_lightning.callbacks_factory"
+    )  # scanned once
+
+
 def test_a_missing_hook_logs_a_warning_once_and_falls_back(caplog, monkeypatch):
     monkeypatch.setattr(_hooks, "_warned", set())
     bare = types.SimpleNamespace(fit_loop=types.SimpleNamespace())  # a Lightning without the counters

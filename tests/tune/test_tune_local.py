@@ -120,6 +120,7 @@ def test_local_results_stream_and_give_the_best_bundle_top_models_and_plots(loca
     assert len(models) == 2 and models[0].metrics["accuracy"] == pytest.approx(model.metrics["accuracy"])
     proba = result.ensemble(2).predict_proba(model.example_input(3))
     assert proba.shape[0] == 3 and np.allclose(proba.sum(1), 1)
+    assert (tmp_path / "trials.csv").is_file() and result.wait(300, plots=True) is result
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "curves.png",
         "importance.png",
@@ -160,10 +161,10 @@ def test_a_stopped_local_sweep_resumes_its_unfinished_trials_from_their_last_epo
     starts: list[int] = []  # the epoch each trained trial started from
     real_train = dltoolkit.tune.training.train
 
-    def spy(trial, data, state, emit):
+    def spy(trial, data, state, emit, **options):
         start = dltoolkit.tune.training.load_state(state)
         starts.append(start["epoch"] if start else 0)
-        return real_train(trial, data, state, emit)
+        return real_train(trial, data, state, emit, **options)
 
     monkeypatch.setattr(dltoolkit.tune.training, "train", spy)
     epochs = 40

@@ -57,3 +57,28 @@ def test_every_optimizer_and_schedule_state_round_trips(optimizer, schedule, war
     assert back["epoch"] == 1 and torch.equal(back["model"]["weight"], model.weight)
     assert back["optimizer"]["param_groups"][0]["lr"] == opt.param_groups[0]["lr"]
     assert back["schedule"] == (sched.state_dict() if sched else None)
+
+
+def test_a_lazy_state_is_the_epochs_state_not_a_later_one(make_spec):
+    """The local engine's per-epoch state (copied, serialized later) equals the bytes a Ray trial
+    reports for the same epoch, after training has gone on."""
+    from dltoolkit.api import check
+    from dltoolkit.tune.training import train
+
+    spec = make_spec(train={"epochs": 3, "seed": 1}).with_values({"train.threads": 1})
+    data = check(spec).data
+    runs: dict[bool, list] = {False: [], True: []}
+    for lazy in (False, True):
+        train(spec, data, None, lambda m, e, s, lazy=lazy: runs[lazy].append((m, e, s)), lazy=lazy)
+    assert [e for _, e, _ in runs[True]] == [1, 2, 3]
+    for (metrics, _, blob), (lazy_metrics, _, lazy_state) in zip(runs[False], runs[True], strict=True):
+        assert metrics == lazy_metrics  # the same training
+        eager, late = load_state(blob), load_state(lazy_state())  # serialized after epoch 3
+        assert late["epoch"] == eager["epoch"] and late["best"]["epoch"] == eager["best"]["epoch"]
+        for key in ("model", "best"):
+            first = eager[key] if key == "model" else eager[key]["weights"]
+            second = late[key] if key == "model" else late[key]["weights"]
+            assert all(torch.equal(first[k], second[k]) for k in first)
+        moments = [(v, late["optimizer"]["state"][i][k]) for i, s in eager["optimizer"]["state"].items()
+                   for k, v in s.items() if isinstance(v, torch.Tensor)]  # fmt: skip
+        assert moments and all(torch.equal(a, b) for a, b in moments)

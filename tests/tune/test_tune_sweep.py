@@ -60,6 +60,7 @@ def test_results_stream_live_and_the_best_bundle_predicts(ray_session, make_spec
     assert model.spec.graph.nodes[0].attrs["units"] == result.best["config"]["graph.nodes.hidden.units"]
     assert 0.0 <= model.metrics["accuracy"] <= 1.0
     assert (tmp_path / "spec.yaml").read_text().count("graph.nodes.hidden.units") == 1
+    assert result.wait(300, plots=True) is result  # the plots follow the sweep's end
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "curves.png",
         "importance.png",
