@@ -60,8 +60,7 @@ def decode(source: Any, channels: int) -> tuple[torch.Tensor, str]:
     try:
         with Image.open(source) as image:
             mode = image.mode
-            image = image.convert(_MODES[channels])
-            array = np.array(image, dtype=np.uint8)
+            array = np.array(image.convert(_MODES[channels]), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         name = getattr(source, "name", source)
         raise DataError(
