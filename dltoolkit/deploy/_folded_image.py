@@ -20,7 +20,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from dltoolkit.deploy.export import INPUT_NAME, OUTPUT_NAME, ExportError, max_di
 from dltoolkit.errors import DataError, message
 
 
-def is_image_model(model: Any) -> bool:
+def is_image_model(model: Any) -> TypeGuard[Predictor | str | os.PathLike]:
     """True for an image model: a Predictor over an image transform, or a bundle folder holding one."""
     if isinstance(model, str | os.PathLike):
         file = Path(model) / "preprocess.json"
