@@ -121,6 +121,7 @@ class ImagePreprocessor:
     kind = "image"
     vocab_ = None
     warnings_: list[str] = []
+    streamed_: bool  # set by prepare_images: the images are decoded batch by batch, not kept in memory
 
     def __init__(self, config: ImageSpec | None = None) -> None:
         self.config = config if config is not None else ImageSpec()
