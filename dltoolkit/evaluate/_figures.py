@@ -20,14 +20,12 @@ def new_axes(ncols: int = 1, *, figsize: tuple[float, float] = (5.5, 4.0), **kw:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, layout="constrained")
-    grid: np.ndarray = fig.subplots(
-        1, ncols, squeeze=False, **kw
-    )  # squeeze=False: always a 2-D array of Axes
+    grid: np.ndarray = fig.subplots(1, ncols, squeeze=False, **kw)  # squeeze=False: always 2-D, of Axes
     return list(grid[0])
 
 
 def figure_of(ax: Axes) -> Figure:
-    """The :class:`~matplotlib.figure.Figure` ``ax`` draws into (the root figure when ``ax`` is in a subfigure)."""
+    """The :class:`~matplotlib.figure.Figure` ``ax`` draws into (the root one for an Axes in a subfigure)."""
     from matplotlib.figure import Figure
 
     fig = ax.figure
