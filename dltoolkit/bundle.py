@@ -30,6 +30,7 @@ from dltoolkit.graph import Graph
 from dltoolkit.spec import Spec
 
 if TYPE_CHECKING:
+    from dltoolkit.data.images.transform import ImagePreprocessor
     from dltoolkit.data.tables.stream import TableRows
     from dltoolkit.deploy.ensemble import Ensemble
 
@@ -238,7 +239,9 @@ def _read_csv_rows(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def graph_for(spec: Spec, preprocessor: Preprocessor, n_outputs: int, pretrained: bool = True) -> Graph:
+def graph_for(
+    spec: Spec, preprocessor: Preprocessor | ImagePreprocessor, n_outputs: int, pretrained: bool = True
+) -> Graph:
     """The graph of ``spec`` sized for this preprocessing's input.
 
     ``pretrained=False`` builds backbone nodes without reading their weights files: for a model

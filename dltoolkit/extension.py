@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import html
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 SWEEPS: list[Any] = []  # the sweeps %dlt_tune launched in this kernel
@@ -150,7 +151,7 @@ def _magics(ipython: Any) -> dict[str, Any]:
 
     from dltoolkit.errors import DLToolkitError
 
-    def guarded(fn):
+    def guarded(fn: Callable[[str], Any]) -> Callable[[str], Any]:
         def magic(line: str) -> Any:
             try:
                 return fn(line)

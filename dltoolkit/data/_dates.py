@@ -89,7 +89,7 @@ def parse(series: pd.Series, name: str, fmt: str | None) -> pd.Series:
 
 
 def _zoned(fmt: str | None) -> bool:
-    return bool(fmt) and ("%z" in fmt or "%Z" in fmt)
+    return fmt is not None and ("%z" in fmt or "%Z" in fmt)
 
 
 def fit_date(series: pd.Series, name: str, fmt: str, scale: str, impute: str) -> dict[str, Any]:

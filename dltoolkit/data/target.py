@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -161,7 +161,9 @@ class TargetEncoder:
         """Regression: ``(center, spread)`` with ``value = scaled * spread + center``; else (0, 1)."""
         return (0.0, 1.0) if self.is_classification else (self.center_, self.spread_)
 
-    def class_weights(self, weights: str | dict[str, float] | None, codes: Any) -> list[float] | None:
+    def class_weights(
+        self, weights: Literal["balanced"] | dict[str, float] | None, codes: Any
+    ) -> list[float] | None:
         """Loss weights per class index from ``task.class_weights`` and the training codes.
 
         Args:

@@ -34,6 +34,15 @@ class FoldedModel(nn.Module):
             token-id input (needed for a model with categorical or text columns).
     """
 
+    # the buffers __init__ registers (nn.Module's __getattr__ types them Tensor | Module); a text model has
+    # perm alone. Class annotations are fine here: the module is traced or exported, never scripted
+    perm: torch.Tensor
+    fill: torch.Tensor
+    imputes: torch.Tensor
+    scale: torch.Tensor
+    offset: torch.Tensor
+    order: torch.Tensor
+
     def __init__(
         self, predictor: Predictor, columns: list[str] | None = None, layout: InputLayout | None = None
     ) -> None:
@@ -64,6 +73,10 @@ class FoldedModel(nn.Module):
         self.register_buffer("offset", torch.tensor([p["offset"] for p in numeric], dtype=torch.float64))
         self.categorical = len(numeric) < len(pre.columns_)
         if self.categorical:  # each output feature: a numeric column's index or len(numeric) + its code's
+            if layout is None:
+                raise ValueError(
+                    "FoldedModel: a model with categorical columns needs its InputLayout (layout=)"
+                )
             order, n = [], len(numeric)
             for plan in pre.columns_:
                 if plan["kind"] == "numeric":
@@ -87,6 +100,7 @@ class FoldedModel(nn.Module):
             v = torch.where(torch.isnan(v) & self.imputes, self.fill, v)
             z = (v * self.scale + self.offset).to(torch.float32)
             if self.categorical:
+                assert encoded is not None, "a model with categorical columns takes their codes (encoded)"
                 z = torch.cat([z, encoded], 1).index_select(1, self.order)
         out = self.model(z.reshape((-1, *self.shape)))
         if self.kind == "regression":
@@ -112,6 +126,7 @@ class FoldedEnsemble(nn.Module):
             if self.vote:
                 out = nn.functional.one_hot(out.argmax(1), out.shape[1]).to(torch.float64)
             total = weight * out if total is None else total + weight * out
+        assert total is not None  # an ensemble has members
         return total if self.regression else total.to(torch.float32)
 
 

@@ -20,7 +20,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import torch
@@ -32,8 +32,11 @@ from dltoolkit.bundle import Predictor, _to_output, load
 from dltoolkit.deploy.export import INPUT_NAME, OUTPUT_NAME, ExportError, max_difference
 from dltoolkit.errors import DataError, message
 
+if TYPE_CHECKING:
+    from dltoolkit.data.images.predictor import ImagePredictor
 
-def is_image_model(model: Any) -> bool:
+
+def is_image_model(model: Any) -> TypeGuard[Predictor | str | os.PathLike]:
     """True for an image model: a Predictor over an image transform, or a bundle folder holding one."""
     if isinstance(model, str | os.PathLike):
         file = Path(model) / "preprocess.json"
@@ -47,14 +50,17 @@ def is_image_model(model: Any) -> bool:
 def export_image(model: Predictor | str | os.PathLike, format: str, *, out: Path, tolerance: float,
                  data: Any = None) -> tuple[Path, float, int]:  # fmt: skip
     """Export an image model (see the module's doc) and verify it; ``(path, max difference, images)``."""
-    model = model if isinstance(model, Predictor) else load(model)
-    module, x = FoldedImageModel(model).eval(), image_examples(model, data)
+    from dltoolkit.data.images.predictor import ImagePredictor
+
+    predictor = model if isinstance(model, Predictor) else load(model)
+    assert isinstance(predictor, ImagePredictor)  # is_image_model(model): an image model's bundle
+    module, x = FoldedImageModel(predictor).eval(), image_examples(predictor, data)
     with atomic_path(out) as tmp:  # only a verified export is renamed into place
         with quiet_libraries():
             run = (_write_onnx if format == "onnx" else _write_torchscript)(
                 module, torch.from_numpy(x[:4]), tmp
             )
-        got, want = run(x), image_reference(model, x)
+        got, want = run(x), image_reference(predictor, x)
         diff = max_difference(got, want)
         if not diff <= tolerance:
             raise ExportError(
@@ -83,6 +89,7 @@ def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> Callabl
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
                 verbose=False,
             )
+        assert program is not None  # dynamo=True returns the ONNX program
         program.save(str(path))
     except Exception as e:  # the exporter's own errors are many and undocumented
         raise ExportError(f"The ONNX exporter failed: {type(e).__name__}: {e}") from e
@@ -111,9 +118,12 @@ def _write_torchscript(
 class FoldedImageModel(nn.Module):
     """An image model with its normalisation and output mapping: uint8 images in, outputs out."""
 
-    def __init__(self, predictor: Predictor) -> None:
+    mean: torch.Tensor  # buffers (traced or exported, never scripted: see dltoolkit.deploy._folded)
+    std: torch.Tensor
+
+    def __init__(self, predictor: ImagePredictor) -> None:
         super().__init__()
-        pre, target = predictor.preprocessor, predictor.target
+        pre, target = predictor.image_preprocessor, predictor.target
         self.register_buffer("mean", torch.tensor(pre.mean_, dtype=torch.float32)[None, :, None, None])
         self.register_buffer("std", torch.tensor(pre.std_, dtype=torch.float32)[None, :, None, None])
         self.kind = predictor.spec.task.kind
@@ -129,10 +139,10 @@ class FoldedImageModel(nn.Module):
         return _to_output(out, self.kind)
 
 
-def image_examples(model: Predictor, data: Any = None) -> np.ndarray:
+def image_examples(model: ImagePredictor, data: Any = None) -> np.ndarray:
     """uint8 ``(n, C, H, W)`` images to verify an export on: ``data`` (images as ``predict`` takes
     them, resized here) or the bundle's example images."""
-    pre = model.preprocessor
+    pre = model.image_preprocessor
     if data is not None:
         from dltoolkit.data.images.predictor import read_images
         from dltoolkit.data.images.transform import load_image
@@ -154,7 +164,7 @@ def image_examples(model: Predictor, data: Any = None) -> np.ndarray:
     return examples.numpy()
 
 
-def image_reference(model: Predictor, x: np.ndarray) -> np.ndarray:
+def image_reference(model: ImagePredictor, x: np.ndarray) -> np.ndarray:
     """The bundle's outputs on uint8 images at the model's size: probabilities or original units."""
-    out = model.output(model.preprocessor.transform(list(torch.from_numpy(x))))
+    out = model.output(model.image_preprocessor.transform(list(torch.from_numpy(x))))
     return out if model.classes is not None else model.target.inverse(out)

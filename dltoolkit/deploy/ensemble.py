@@ -54,6 +54,8 @@ class Ensemble:
         >>> ens.predict_proba(raw_rows)                        # doctest: +SKIP
     """
 
+    selection_scores_: list[float]  # the score after each round, set by greedy_selection
+
     def __init__(
         self,
         members: Sequence[Member],
@@ -62,7 +64,7 @@ class Ensemble:
         metrics: dict[str, Any] | None = None,
         path: Path | None = None,
     ) -> None:
-        self.members = [m if isinstance(m, Predictor) else load(m) for m in _non_empty(members)]
+        self.members = [_member(m) for m in _non_empty(members)]
         self.weights = _weights(weights, len(self.members))
         self.method = _method(method, self.members[0].spec.task.kind)
         self.metrics = metrics or {}
@@ -159,6 +161,23 @@ def _non_empty(members: Sequence[Member]) -> list[Member]:
             message("An ensemble needs a list of members", members, "a non-empty list of Predictors or paths")
         )
     return list(members)
+
+
+def _member(member: Member) -> Predictor:
+    """A member as a Predictor (a path loads); an ensemble bundle cannot be a member."""
+    if isinstance(member, Predictor):
+        return member
+    loaded = load(member)
+    if not isinstance(loaded, Predictor):
+        raise SpecError(
+            message(
+                "An ensemble member is itself an ensemble",
+                str(member),
+                "a single model's bundle",
+                "Pass that ensemble's members (ensemble.members) instead.",
+            )
+        )
+    return loaded
 
 
 def _weights(weights: Sequence[float] | None, n: int) -> list[float]:
@@ -263,6 +282,7 @@ def greedy_selection(
         scores.append(trial[pick])
         if best_value is None or (trial[pick] < best_value if lower else trial[pick] > best_value):
             best_value, best_counts = trial[pick], counts.copy()
+    assert best_counts is not None  # rounds >= 1: the first round always sets it
     keep = np.flatnonzero(best_counts)
     ensemble = Ensemble([pool.members[i] for i in keep], best_counts[keep].tolist(), method)
     ensemble.selection_scores_ = scores
@@ -366,7 +386,7 @@ def load_ensemble(path: str | os.PathLike) -> Ensemble:
             )
         )
     meta = read_meta(path)
-    members = [load(path / "members" / str(i)) for i in range(int(meta["members"]))]
+    members = [_member(path / "members" / str(i)) for i in range(int(meta["members"]))]
     metrics_file = path / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     return Ensemble(members, meta["weights"], meta["method"], metrics, path)

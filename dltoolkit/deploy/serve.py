@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -76,7 +77,7 @@ def metadata(model: Predictor | Ensemble, limits: dict[str, int]) -> dict[str, A
             "weights": model.weights,
             "members": [public_spec(m.spec.to_dict()) for m in model.members],
         }
-        if ensemble
+        if isinstance(model, Ensemble)
         else public_spec(model.spec.to_dict())
     )
     return {
@@ -148,7 +149,7 @@ def parse_records(body: bytes, schema: list[Column], max_records: int) -> tuple[
             message("Too many records", len(records), f"at most {max_records}", "Split the request."),
         )
     names = [c.name for c in schema]
-    expected, unused = set(names), {}
+    expected, unused = set(names), dict[str, None]()
     for i, record in enumerate(records):
         if type(record) is not dict or record.keys() != expected:
             unused |= dict.fromkeys(_check_columns(i, record, names))
@@ -193,7 +194,7 @@ def _kind(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------- answering
-def answer(model: Predictor | Ensemble, frame: pd.DataFrame, notes: list[str] = ()) -> dict[str, Any]:
+def answer(model: Predictor | Ensemble, frame: pd.DataFrame, notes: Sequence[str] = ()) -> dict[str, Any]:
     """``{"predictions": [...], "probabilities": [[...]], "warnings": [...]}`` from one forward pass.
 
     ``frame`` comes from :func:`parse_records` (checked); ``notes`` are its warnings.
@@ -275,7 +276,7 @@ def create_app(
 def _image_model(model: Predictor | Ensemble) -> dict[str, Any] | None:
     """What an image model takes (channels, size, the request shapes); None for a table model."""
     pre = getattr(model, "preprocessor", None)
-    if getattr(pre, "kind", None) != "image":
+    if pre is None or getattr(pre, "kind", None) != "image":
         return None
     return {
         "channels": pre.config.channels,

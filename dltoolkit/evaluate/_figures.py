@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dltoolkit._files import atomic_path
 from dltoolkit.errors import DataError, message
 
@@ -18,11 +20,21 @@ def new_axes(ncols: int = 1, *, figsize: tuple[float, float] = (5.5, 4.0), **kw:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, layout="constrained")
-    return list(fig.subplots(1, ncols, squeeze=False, **kw)[0])
+    grid: np.ndarray = fig.subplots(1, ncols, squeeze=False, **kw)  # squeeze=False: always 2-D, of Axes
+    return list(grid[0])
+
+
+def figure_of(ax: Axes) -> Figure:
+    """The :class:`~matplotlib.figure.Figure` ``ax`` draws into (the root one for an Axes in a subfigure)."""
+    from matplotlib.figure import Figure
+
+    fig = ax.figure
+    return fig if isinstance(fig, Figure) else fig.figure
 
 
 def given_axes(ax: object, n_max: int) -> list[Axes]:
     """Normalise ``plot``'s ``ax`` argument (one Axes or a sequence of up to ``n_max``) to a list."""
+    axes: list[Any]
     try:
         axes = [ax] if hasattr(ax, "plot") else list(ax)  # type: ignore[call-overload]
     except TypeError:

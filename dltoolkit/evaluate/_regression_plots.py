@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dltoolkit.evaluate._checks import check_regression
-from dltoolkit.evaluate._figures import given_axes, new_axes
+from dltoolkit.evaluate._figures import figure_of, given_axes, new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-_POINTS = {"s": 10, "alpha": 0.6, "edgecolors": "none"}
+_POINTS: dict[str, Any] = {"s": 10, "alpha": 0.6, "edgecolors": "none"}
 
 
 class PredictedVsTrueDisplay:
@@ -43,7 +43,7 @@ class PredictedVsTrueDisplay:
         ax.plot([lo, hi], [lo, hi], color="black", linestyle="--", linewidth=1, label="y = x")
         ax.set(xlabel="true", ylabel="predicted", title="Predicted vs true")
         ax.legend(loc="upper left")
-        return ax.figure
+        return figure_of(ax)
 
 
 class ResidualsDisplay:
@@ -81,7 +81,7 @@ class ResidualsDisplay:
         hist_ax.axhline(0.0, color="black", linestyle="--", linewidth=1)
         hist_ax.set(xlabel="count")
         hist_ax.tick_params(labelleft=False)
-        return scatter_ax.figure
+        return figure_of(scatter_ax)
 
     @staticmethod
     def _axes(ax: object) -> tuple[Axes, Axes]:
@@ -91,4 +91,4 @@ class ResidualsDisplay:
         axes = given_axes(ax, 2)
         if len(axes) == 2:
             return axes[0], axes[1]
-        return axes[0], axes[0].inset_axes([1.02, 0.0, 0.25, 1.0], sharey=axes[0])
+        return axes[0], axes[0].inset_axes((1.02, 0.0, 0.25, 1.0), sharey=axes[0])

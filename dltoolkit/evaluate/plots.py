@@ -26,7 +26,7 @@ from dltoolkit.evaluate._checks import (
     check_predicted_labels,
     check_regression,
 )
-from dltoolkit.evaluate._figures import given_axes, new_axes, save_png
+from dltoolkit.evaluate._figures import figure_of, given_axes, new_axes, save_png
 from dltoolkit.evaluate._regression_plots import PredictedVsTrueDisplay, ResidualsDisplay
 from dltoolkit.spec import metric_mode
 
@@ -107,7 +107,7 @@ class LearningCurveDisplay:
         if metric_ax is not None and self.errors:
             error_ax = metric_ax.twinx() if self.metrics else metric_ax
             _draw_series(error_ax, self.errors, ylabel="error (target units)", title=None, first=5)
-        return loss_ax.figure
+        return figure_of(loss_ax)
 
     def _axes(self, ax: object) -> tuple[Axes, Axes | None]:
         more = bool(self.metrics or self.errors)
@@ -192,7 +192,7 @@ class ConfusionMatrixDisplay:
         )
         suffix = f" (normalised over {self.normalize})" if self.normalize else ""
         ax.set_title(f"Confusion matrix{suffix}")
-        return ax.figure
+        return figure_of(ax)
 
 
 # --------------------------------------------------------------------------- ROC / PR
@@ -242,7 +242,7 @@ class _OneVsRestDisplay:
         macro = "n/a" if self.macro is None else f"{self.macro:.3f}"
         title = f"macro {self.SCORE} = {macro}" if len(self.curves) > 1 else None
         ax.legend(loc="lower right" if self.SCORE == "AUC" else "lower left", fontsize="small", title=title)
-        return ax.figure
+        return figure_of(ax)
 
     def _style(self) -> dict[str, Any]:
         return {}

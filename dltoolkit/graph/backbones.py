@@ -296,6 +296,7 @@ def build(
     label = source[1].split(".")[-1] if source and source[1] else weights
     preprocess = weights_preprocessing(source[1]) if source and source[1] else None
     if state is not None and preprocess:
+        assert label is not None  # weights loaded: weights (and so label) was given
         _warn_small(arch, label, in_shape, preprocess)
     return Backbone(arch, body, freeze, unfreeze_after, label, preprocess)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
     from dltoolkit.graph.graph import Graph
 
 
@@ -15,23 +18,25 @@ def _layout(graph: Graph) -> dict[str, tuple[float, float]]:
     rows: dict[int, list[str]] = {}
     for name, d in depth.items():
         rows.setdefault(d, []).append(name)
-    pos = {}
+    pos: dict[str, tuple[float, float]] = {}
     for d, names in rows.items():
         for i, name in enumerate(names):
             pos[name] = (i - (len(names) - 1) / 2, -d)
     return pos
 
 
-def draw_graph(graph: Graph, ax=None):
+def draw_graph(graph: Graph, ax: Axes | None = None) -> Figure:
     """Return a matplotlib Figure of ``graph`` (drawn into ``ax`` when given)."""
     from matplotlib.figure import Figure
+
+    from dltoolkit.evaluate._figures import figure_of
 
     pos = _layout(graph)
     depth = 1 + max(-y for _, y in pos.values())
     if ax is None:
         fig = Figure(figsize=(6, 0.9 * depth + 0.6))
         ax = fig.add_subplot()
-    fig = ax.figure
+    fig = figure_of(ax)
     shapes = {"input": graph.input_shape} | {n.name: n.out_shape for n in graph.nodes}
     for node in graph.nodes:
         for src in node.inputs:

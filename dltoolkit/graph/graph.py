@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -28,6 +28,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from dltoolkit.errors import DLToolkitError, GraphError, SpecError, closest, message
 from dltoolkit.graph.layers import LAYERS, MERGES, Shape, ShapeMismatch
 from dltoolkit.spec import GraphSpec, NodeSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 INPUT = "input"
 MAX_PARAMS_ENV = "DLTOOLKIT_MAX_PARAMS"  # the ceiling on a graph's parameters (checked before building)
@@ -192,7 +197,7 @@ class Graph:
                     node.attrs,
                     str(getattr(module, "note", "")),
                     sum(p.numel() for p in module.parameters() if p.requires_grad),
-                    module.details() if hasattr(module, "details") else {},
+                    getattr(module, "details", dict)(),  # a backbone's details
                 )
             )
             self._layers[node.name] = module
@@ -231,7 +236,7 @@ class Graph:
 
     def _build_node(
         self, node: NodeSpec, inputs: list[str], in_shapes: list[Shape], dtypes: list[torch.dtype]
-    ):
+    ) -> tuple[nn.Module, Shape, Callable[[], int]]:
         builder = LAYERS.get(node.op)
         attrs = self._check_attrs(node, builder)
         if node.repeat > 1 and node.op in MERGES:
@@ -268,7 +273,12 @@ class Graph:
         return (parts[0] if len(parts) == 1 else nn.Sequential(*parts)), shapes[0], count
 
     def _check_size(
-        self, node: NodeSpec, builder, attrs: dict[str, Any], shapes: list[Shape], total: int
+        self,
+        node: NodeSpec,
+        builder: Callable[..., nn.Module],
+        attrs: dict[str, Any],
+        shapes: list[Shape],
+        total: int,
     ) -> int:
         """Parameters of one (repeat of a) node, counted on the meta device before any memory is
         allocated; more than :func:`max_params` in the whole graph is a SpecError."""
@@ -292,7 +302,7 @@ class Graph:
             )
         return params
 
-    def _check_attrs(self, node: NodeSpec, builder) -> dict[str, Any]:
+    def _check_attrs(self, node: NodeSpec, builder: Callable[..., nn.Module]) -> dict[str, Any]:
         params = inspect.signature(builder).parameters
         allowed = [p for p in params if p not in ("in_shapes", "ctx")]
         attrs = node.attrs
@@ -417,7 +427,7 @@ class Graph:
         layers = {name: layer for name, layer in clone._layers.items() if name not in dead}
         return GraphModule(layers, wiring, clone.output, clone._head)
 
-    def summary(self):
+    def summary(self) -> pd.DataFrame:
         """A pandas table: one row per node (shapes, parameters, those that train from the start,
         FLOPs, a note: unused, or what a backbone is) and a total row (the nodes that feed the output)."""
         import pandas as pd
@@ -450,7 +460,7 @@ class Graph:
         )
         return pd.DataFrame(rows)
 
-    def draw(self, ax=None):
+    def draw(self, ax: Axes | None = None) -> Figure:
         """Draw the DAG with shapes on its edges; returns the matplotlib Figure."""
         from dltoolkit.graph.draw import draw_graph
 

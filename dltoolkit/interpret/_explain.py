@@ -120,10 +120,21 @@ def _explain(
     return Explanation(predictor.spec.name, kind, predictor.spec.task.kind, methods, explained, importance)
 
 
-def _row(predictor, kind: str, split: Rows, pos: int, i: int, out, base, target, results) -> RowExplanation:
+def _row(
+    predictor: Predictor,
+    kind: str,
+    split: Rows,
+    pos: int,
+    i: int,
+    out: torch.Tensor,
+    base: torch.Tensor,
+    target: torch.Tensor | None,
+    results: dict[str, tuple[np.ndarray, np.ndarray | None]],
+) -> RowExplanation:
     """One explained row: labels, values and deltas per method, what to draw beside them."""
     names = predictor.spec.task.class_names or predictor.classes
-    if target is not None:
+    if target is not None:  # classification: the split has class indices
+        assert split.y_index is not None and names is not None
         k = int(target[i])
         true, predicted = names[int(split.y_index[pos])], names[k]
         output, baseline_output, what = float(out[i, k]), float(base[0, k]), f"p({names[k]})"
@@ -137,7 +148,7 @@ def _row(predictor, kind: str, split: Rows, pos: int, i: int, out, base, target,
                           delta, inputs)  # fmt: skip
 
 
-def _labels(predictor, kind: str, split: Rows, pos: int) -> tuple[list[str], Any]:
+def _labels(predictor: Predictor, kind: str, split: Rows, pos: int) -> tuple[list[str], Any]:
     """What each value is for (columns, steps, tokens) and what to draw beside the values."""
     x = split.x[pos].numpy()
     raw = split.raw.iloc[pos]
@@ -148,6 +159,7 @@ def _labels(predictor, kind: str, split: Rows, pos: int) -> tuple[list[str], Any
         shown = values.reshape(x.shape) if values.size == x.size and np.isfinite(values).all() else x
         return ([f"t{t}" for t in range(x.shape[0])] if kind == "sequence" else []), shown
     vocab = predictor.preprocessor.vocab_
+    assert vocab is not None  # text: the preprocessor's fitted vocabulary
     ids = [int(t) for t in x]
     while ids and ids[-1] == 0:  # trailing <pad> tokens attribute nothing (they are the baseline)
         ids.pop()

@@ -120,8 +120,8 @@ def _embedding(model: nn.Module) -> nn.Module:
 
 def _reduce(ctx: Context, values: torch.Tensor, absolute: bool = False) -> np.ndarray:
     """Input-shaped attributions to one value per original column / pixel / step / token."""
-    a = values.detach().abs() if absolute else values.detach()
-    a = a.double().numpy()
+    t = values.detach().abs() if absolute else values.detach()
+    a = t.double().numpy()
     if ctx.kind == "tabular":
         out = np.zeros((len(a), int(ctx.groups.max()) + 1))
         np.add.at(out.T, ctx.groups, a.reshape(len(a), -1).T)  # one-hot groups summed

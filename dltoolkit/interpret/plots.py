@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dltoolkit.evaluate._figures import given_axes, new_axes
+from dltoolkit.evaluate._figures import figure_of, given_axes, new_axes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -65,7 +65,7 @@ class PermutationImportanceDisplay:
         ax.set_yticks(y, [str(i) for i in shown.index], fontsize="small")
         ax.axvline(0, color="#999", linewidth=0.8)
         ax.set(xlabel=f"drop in {self.scoring} when the column is shuffled", title="Permutation importance")
-        return ax.figure
+        return figure_of(ax)
 
 
 class FeatureAttributionDisplay:
@@ -98,7 +98,7 @@ class FeatureAttributionDisplay:
         ax.axvline(0, color="#999", linewidth=0.8)
         ax.set_title(self.title, fontsize="medium")
         ax.set_xlabel(self.xlabel, fontsize="small")
-        return ax.figure
+        return figure_of(ax)
 
 
 class ImageAttributionDisplay:
@@ -131,7 +131,7 @@ class ImageAttributionDisplay:
         for a in axes.ravel():
             a.set_xticks([])
             a.set_yticks([])
-        return axes[0][0].figure
+        return figure_of(axes[0][0])
 
 
 def _picture(image: np.ndarray) -> np.ndarray:
@@ -184,7 +184,7 @@ class StepAttributionDisplay:
                 signal.plot(x, np.asarray(row.inputs, float).reshape(len(x), -1), color="k", linewidth=1)
                 signal.set_ylabel("input", fontsize="x-small")
         axes[-1].set_xlabel("token" if self.tokens else "time step")
-        return axes[0].figure
+        return figure_of(axes[0])
 
 
 def _column_axes(n: int, ax: Any) -> list[Axes]:

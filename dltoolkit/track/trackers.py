@@ -142,9 +142,9 @@ class Tracker:
             if sender.close(timeout_s()):
                 info["tensorboard"] = str(self.tensorboard)
         if self._mlflow:
-            sink, sender = self._mlflow
-            if sender.close(timeout_s()) and "" in sink.runs:
-                info |= {"mlflow_uri": self.uri, "mlflow_run_id": sink.runs[""]}
+            mlflow_sink, sender = self._mlflow
+            if sender.close(timeout_s()) and "" in mlflow_sink.runs:
+                info |= {"mlflow_uri": self.uri, "mlflow_run_id": mlflow_sink.runs[""]}
         return info
 
 
@@ -260,7 +260,7 @@ class SweepTracking:
         if best is None:
             return
         rec = next(r for r in sweep.records() if r.trial_id == best["trial_id"])
-        row = next((r for r in rec.rows if r.get("epoch") == best["epoch"]), {})
+        row: dict[str, Any] = next((r for r in rec.rows if r.get("epoch") == best["epoch"]), {})
         self.tracker.tags("", {"dltoolkit.best_trial": best["trial_id"]})
         values = _numbers(row) | {"best_score": best["score"], "best_epoch": best["epoch"]}
         if sweep.best_bundle is not None:

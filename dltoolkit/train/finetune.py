@@ -43,7 +43,7 @@ class BackboneUnfreeze(BaseFinetuning):
     def finetune_function(self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer) -> None:
         # >=: a run resumed after the unfreezing epoch trains the whole backbone too
         for node in self.nodes:
-            if epoch >= node.unfreeze_after and node.frozen:
+            if node.unfreeze_after is not None and epoch >= node.unfreeze_after and node.frozen:
                 node.unfreeze()
                 self.unfrozen_at[id(node)] = epoch
                 log.info("Unfroze the %s backbone at epoch %d", node.arch, epoch + 1)

@@ -199,7 +199,7 @@ class DataController:
         self._require(column)
         kind = kind or suggest_kind(self._frame()[column])
         features = self.state.spec.data.features
-        values = {"task.target": column, "task.kind": kind, "task.class_names": None}
+        values: dict[str, Any] = {"task.target": column, "task.kind": kind, "task.class_names": None}
         if features and column in features:
             values["data.features"] = [f for f in features if f != column]
         self.state.update(values)

@@ -331,7 +331,7 @@ class EvalPanel(w.VBox):
 
     def _clear(self) -> None:
         self.controller.runs = []
-        self._drawn = {}
+        self._drawn: dict[str, Any] = {}
         self.refresh()
 
     def refresh(self) -> None:

@@ -67,13 +67,13 @@ def template_nodes(name: str, spec: Spec, data: Any = None) -> tuple[list[dict],
     flat = spec.with_values({"preprocess.shape": None})
     n = math.prod(prepared(flat, data).input_shape)
     if name == "MLP":
-        nodes = [
+        nodes: list[dict[str, Any]] = [
             {"name": "hidden", "op": "linear", "units": 64},
             {"name": "act", "op": "relu"},
             {"name": "drop", "op": "dropout", "p": 0.1},
         ]
         if text:
-            pool = {"name": "pool", "op": "global_avg_pool", "axis": "sequence"}
+            pool: dict[str, Any] = {"name": "pool", "op": "global_avg_pool", "axis": "sequence"}
             nodes = [{"name": "embed", "op": "embedding", "dim": 16}, pool] + nodes
         return nodes, {"preprocess.shape": None}
     if name == "CNN":
@@ -90,14 +90,16 @@ def template_nodes(name: str, spec: Spec, data: Any = None) -> tuple[list[dict],
         ]
         return nodes, {"preprocess.shape": [1, side, side]}
     if text:
-        first = [{"name": "embed", "op": "embedding", "dim": 32, "positional": name == "Transformer"}]
+        first: list[dict[str, Any]] = [
+            {"name": "embed", "op": "embedding", "dim": 32, "positional": name == "Transformer"}
+        ]
         shape = None
     else:
         first = [{"name": "proj", "op": "linear", "units": 16}] if name == "Transformer" else []
         shape = [n, 1]
     if name == "RNN":
         return first + [{"name": "rnn", "op": "gru", "units": 32}], {"preprocess.shape": shape}
-    rest = [
+    rest: list[dict[str, Any]] = [
         {"name": "encoder", "op": "transformer_encoder", "heads": 4, "ff": 64, "dropout": 0.1},
         {"name": "pool", "op": "global_avg_pool", "axis": "sequence"},
     ]
@@ -130,7 +132,8 @@ class GraphBuilder:
 
     def __init__(self, state: SpecState) -> None:
         self.state = state
-        self.error, self.error_node = "", None
+        self.error = ""
+        self.error_node: str | None = None
         self._committing = False
         self.nodes = self._spec_nodes()
         self.graph = None

@@ -141,8 +141,8 @@ class GraphCanvas(anywidget.AnyWidget):
 
     _esm = _ESM
     _css = _CSS
-    nodes = traitlets.List([]).tag(sync=True)
-    edges = traitlets.List([]).tag(sync=True)
+    nodes: traitlets.List[dict[str, Any]] = traitlets.List([]).tag(sync=True)
+    edges: traitlets.List[dict[str, Any]] = traitlets.List([]).tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -191,5 +191,5 @@ class GraphCanvas(anywidget.AnyWidget):
             for listener in list(self.on_connect):
                 listener(str(content["source"]), str(content["target"]))
         elif kind == "delete":
-            for listener in list(self.on_delete):
-                listener(str(content["name"]))
+            for deleted in list(self.on_delete):
+                deleted(str(content["name"]))

@@ -37,7 +37,7 @@ class GraphPanel(w.VBox):
         self._syncing = False
         self._editor_key: tuple | None = None
         self._fields: dict[str, Any] = {}
-        self._shows: list[str | None] = [None]
+        self._shows: list[str] = [""]  # the node the editor's fields commit to ("": none yet)
         self.message = MessageBox()
         self.template = labelled(w.Dropdown(options=TEMPLATES, description="Template"), "dlt-template")
         self.apply_button = labelled(w.Button(description="Apply template"), "dlt-apply-template")
@@ -219,6 +219,7 @@ class GraphPanel(w.VBox):
         """
         # the node these fields show; a field of an editor already replaced (typed into just before
         # the browser received the new one) still commits to the node it showed
+        assert self.selected is not None  # _draw_editor builds an editor for the selected node only
         self._shows = shows = [self.selected]
         rename = labelled(w.Text(description="Name", continuous_update=False), "dlt-node-name")
         rename.observe(lambda c: self._rename(shows[0], c["new"].strip()), "value")

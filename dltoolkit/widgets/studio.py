@@ -113,7 +113,7 @@ class Studio(w.Tab):
         self.state = SpecState(spec, data)
         self.data_panel = DataPanel(DataController(self.state, namespace))
         self.graph_panel = GraphPanel(GraphBuilder(self.state))
-        self.train_panel = TrainPanel(TrainController(self.state, out))
+        self.train_panel = TrainPanel(TrainController(self.state, Path(out)))
         self.tune_panel = TunePanel(TuneController(self.state, out))
         self.eval_panel = EvalPanel()
         self.spec_panel = SpecPanel(self.state)

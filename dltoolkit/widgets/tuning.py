@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 import pandas as pd
@@ -27,6 +27,9 @@ from dltoolkit.widgets._common import MessageBox, explain, labelled, table_html,
 from dltoolkit.widgets._state import SpecState
 from dltoolkit.widgets.graph_builder import replace
 from dltoolkit.widgets.sweep_view import SweepView
+
+if TYPE_CHECKING:
+    from dltoolkit.tune.sweep import Sweep
 
 SEARCHERS = ("random", "grid", "optuna")
 SCHEDULERS = ("fifo", "asha", "hyperband", "median", "pbt")
@@ -42,11 +45,11 @@ class TuneController:
         address: a Ray cluster address ("" for a local Ray).
     """
 
-    def __init__(self, state: SpecState, out: str | Path = "runs") -> None:
+    def __init__(self, state: SpecState, out: str | os.PathLike = "runs") -> None:
         self.state = state
         self.out = Path(out)
         self.address = ""
-        self.sweep = None
+        self.sweep: Sweep | None = None
         self.status, self.error = "idle", ""
         self.on_change: list[Callable[[], None]] = []
         self.phase = ""  # what a starting sweep is doing (checking, starting Ray, starting workers)
@@ -119,6 +122,7 @@ class TuneController:
                 "Nothing to resume: Resume continues a stopped sweep of this panel; launch a sweep first."
             )
         out, data = self._out, self.state.data
+        assert out is not None  # can_resume: a sweep's folder
         return self._start(lambda: self._resume(out, data), out)
 
     def _sweep(self, spec, data, out: Path):
@@ -148,12 +152,12 @@ class TuneController:
 
         try:
             with reporting(self._phase):
-                self.sweep = start()
-            self.sweep.subscribe(self._row)
+                self.sweep = sweep = start()
+            sweep.subscribe(self._row)
             self.status = "running"
             self._changed()
-            self.sweep.wait()
-            self.status = "stopped" if self.sweep.stopped else "done"
+            sweep.wait()
+            self.status = "stopped" if sweep.stopped else "done"
         except Exception as e:  # shown in the panel, never raised into the kernel
             self.status, self.error = "failed", explain(e)
         self._changed()

@@ -149,6 +149,12 @@ def test_load_ensemble_refuses_a_model_bundle(wine_bundle):
         load_ensemble(wine_bundle)
 
 
+def test_an_ensemble_bundle_is_not_a_member(wine_pair, wine_bundle, tmp_path):
+    nested = save_ensemble(tmp_path / "ens", Ensemble(wine_pair))
+    with pytest.raises(SpecError, match=r"An ensemble member is itself an ensemble(.|\n)*ensemble.members"):
+        Ensemble([wine_bundle, nested])
+
+
 def test_ensemble_onnx_export_matches(wine_pair, wine_test, tmp_path):
     ens = Ensemble(wine_pair, weights=[1, 2])
     out = export(save_ensemble(tmp_path / "ens", ens), "onnx", out=tmp_path / "ens.onnx")

@@ -35,7 +35,7 @@ from dltoolkit.bundle import Predictor
 from dltoolkit.data._rows import Column
 from dltoolkit.data.images.source import MANIFEST_EXTENSIONS, PATH, PATH_NAMES, images_under, is_image_file
 from dltoolkit.data.images.stream import ImageFiles, outputs
-from dltoolkit.data.images.transform import INPUT_NAME, as_image, load_image
+from dltoolkit.data.images.transform import INPUT_NAME, ImagePreprocessor, as_image, load_image
 from dltoolkit.errors import DataError, message
 
 EXAMPLES_FILE = "examples.pt"  # a bundle's example images: uint8 (n, C, H, W) at the model's size
@@ -47,6 +47,13 @@ class ImagePredictor(Predictor):
     """A trained image model with its deterministic transform (see the module's doc)."""
 
     @property
+    def image_preprocessor(self) -> ImagePreprocessor:
+        """:attr:`preprocessor`, typed as the image transform it is here (Predictor types the tabular one)."""
+        pre = self.preprocessor
+        assert isinstance(pre, ImagePreprocessor)  # Predictor(...) is an ImagePredictor only over one
+        return pre
+
+    @property
     def input_schema(self) -> list[Column]:
         return [Column(INPUT_NAME, "image", False)]
 
@@ -56,12 +63,13 @@ class ImagePredictor(Predictor):
         Raises:
             DataError: a missing file or folder, a folder without images, or an unusable array.
         """
-        return read_images(X, self.preprocessor.config.channels), []
+        return read_images(X, self.image_preprocessor.config.channels), []
 
-    def transform(self, X: Any) -> torch.Tensor | Dataset:
+    # a Dataset for many files, which this class's output() takes (Predictor.transform: a tensor only)
+    def transform(self, X: Any) -> torch.Tensor | Dataset:  # type: ignore[override]
         """Model inputs: a float32 batch, or for many files a dataset decoded lazily in workers."""
         images, _ = self.check_inputs(X)
-        pre = self.preprocessor
+        pre = self.image_preprocessor
         if isinstance(images, pd.DataFrame):
             files = ImageFiles(images[PATH].tolist(), None, pre)
             if len(files) >= IN_PROCESS:
@@ -85,9 +93,10 @@ class ImagePredictor(Predictor):
         """Up to :data:`EXAMPLE_IMAGES` test images, uint8 at the model's size (what export verifies on)."""
         if not isinstance(self.examples, pd.DataFrame):
             return self.examples  # already images (a loaded bundle's), or None
-        channels = self.preprocessor.config.channels
+        pre = self.image_preprocessor
+        channels = pre.config.channels
         paths = self.examples[PATH].head(EXAMPLE_IMAGES)
-        return self.preprocessor.resized([load_image(p, channels) for p in paths]) if len(paths) else None
+        return pre.resized([load_image(p, channels) for p in paths]) if len(paths) else None
 
     def write_examples(self, folder: Path) -> None:
         images = self.example_images()

@@ -27,6 +27,7 @@ import math
 import numpy as np
 import pandas as pd
 import torch
+from torch.utils.data import Dataset
 
 from dltoolkit.data.images.source import PATH, image_files
 from dltoolkit.data.images.stream import ImageFiles, first_pass, normalize
@@ -56,6 +57,7 @@ def prepare_images(spec: Spec):
     found = first_pass(list(paths), train, pre, keep, spec.data.workers)
     config = pre.config
     if pre.given:
+        assert config.mean is not None and config.std is not None  # what given means
         pre.fit_statistics(config.mean, config.std)
     else:
         pre.fit_statistics(*found.moments.result(), images=found.moments.images)
@@ -63,7 +65,9 @@ def prepare_images(spec: Spec):
     pre.streamed_ = not keep
     encoded = {role: torch.from_numpy(target.transform(y.iloc[rows])) for role, rows in
                (("train", train), ("val", val), ("test", test))}  # fmt: skip
+    inputs: dict[str, torch.Tensor | Dataset]
     if keep:
+        assert found.images is not None  # first_pass keeps the images when told to
         images = normalize(found.images, pre)
         inputs = {role: images[rows] for role, rows in (("train", train), ("val", val), ("test", test))}
     else:

@@ -60,8 +60,7 @@ def decode(source: Any, channels: int) -> tuple[torch.Tensor, str]:
     try:
         with Image.open(source) as image:
             mode = image.mode
-            image = image.convert(_MODES[channels])
-            array = np.array(image, dtype=np.uint8)
+            array = np.array(image.convert(_MODES[channels]), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         name = getattr(source, "name", source)
         raise DataError(
@@ -122,6 +121,7 @@ class ImagePreprocessor:
     kind = "image"
     vocab_ = None
     warnings_: list[str] = []
+    streamed_: bool  # set by prepare_images: the images are decoded batch by batch, not kept in memory
 
     def __init__(self, config: ImageSpec | None = None) -> None:
         self.config = config if config is not None else ImageSpec()
