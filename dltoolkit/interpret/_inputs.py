@@ -97,6 +97,7 @@ def load_rows(model: Predictor, data: Any = None) -> Rows:
     with warnings.catch_warnings():  # unseen categories: the explanation shows the model as it is
         warnings.simplefilter("ignore")
         x = model.transform(raw)
+        assert isinstance(x, torch.Tensor), "rows in a frame are transformed in memory"
         baseline = _baseline(model, X.iloc[train][columns])
     return Rows(raw, y_test, y_index, x, baseline)
 
@@ -115,7 +116,9 @@ def _baseline(model: Predictor, train: pd.DataFrame) -> torch.Tensor:
     if model.preprocessor.vocab_ is not None:
         return torch.zeros((1, *model.preprocessor.input_shape), dtype=torch.int64)  # all <pad>
     rows = train.sample(BASELINE_ROWS, random_state=0) if len(train) > BASELINE_ROWS else train
-    return model.transform(rows).mean(0, keepdim=True)
+    x = model.transform(rows)
+    assert isinstance(x, torch.Tensor), "rows in a frame are transformed in memory"
+    return x.mean(0, keepdim=True)
 
 
 def forward_of(model: Predictor) -> Any:

@@ -91,7 +91,9 @@ class LRFind:
         title = "learning-rate range test" + (" (stopped: loss diverged)" if self.diverged else "")
         ax.set(xlabel="learning rate", ylabel="training loss", title=title)
         ax.legend(loc="upper left", fontsize="small")
-        return ax.figure
+        from dltoolkit.evaluate._figures import figure_of
+
+        return figure_of(ax)
 
     def save_plot(self, path: str | os.PathLike) -> Path:
         """Write :meth:`plot` to ``path`` as PNG (atomically)."""
@@ -175,7 +177,7 @@ def _module(spec: Spec, checked: Any) -> TaskModule:
     import torch
 
     from dltoolkit.data import make_augment
-    from dltoolkit.train.fit import _accelerator, build_module
+    from dltoolkit.train.fit import build_module, device_settings
 
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
@@ -184,7 +186,7 @@ def _module(spec: Spec, checked: Any) -> TaskModule:
     augment = make_augment(spec.preprocess.augment, data.input_shape)
     steps = math.ceil(len(data.X_train) / spec.train.batch_size)
     module = build_module(spec, checked.graph, steps, augment, data)
-    return module.to("cuda" if _accelerator(spec) == "gpu" else "cpu")
+    return module.to("cuda" if device_settings(spec)[0] == "gpu" else "cpu")
 
 
 def _batches(spec: Spec, data: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

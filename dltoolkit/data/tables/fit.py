@@ -65,15 +65,15 @@ def fit_streaming(spec: Spec, files: TableFiles, features: list[str], train: np.
     for frame in train_frames(files, features, train):
         for name, stat in stats.items():
             stat.add(frame[name], name)
-    medians = {c: s for c, s in stats.items() if isinstance(s, _Numeric) and s.select is not None}
-    for stat in medians.values():
-        stat.select.next_pass()
-    while any(not s.select.done for s in medians.values()):
+    medians = {c: s.select for c, s in stats.items() if isinstance(s, _Numeric) and s.select is not None}
+    for select in medians.values():
+        select.next_pass()
+    while any(not select.done for select in medians.values()):
         for frame in train_frames(files, list(medians), train):
-            for name, stat in medians.items():
-                stat.select.add(to_numeric(frame[name], name))
-        for stat in medians.values():
-            stat.select.next_pass()
+            for name, select in medians.items():
+                select.add(to_numeric(frame[name], name))
+        for select in medians.values():
+            select.next_pass()
     plans = [stats[c].plan(c, pre) for c in kinds]
     state = {
         "version": 1,
@@ -174,6 +174,7 @@ class _Numeric:
         elif impute == "mean":
             fill = float(self.mean)
         elif impute == "median":
+            assert self.select is not None, "a median-imputed column has its selection from __init__"
             fill = float(self.select.median())
         else:
             top = max(self.counts.values())
@@ -298,6 +299,12 @@ class _Target:
             self.value = float(bits.view(np.float64)[0])
 
 
+def targets_of(targets: list[_Target] | None) -> list[_Target]:
+    """The order statistics a median selection looks for (made by its first pass)."""
+    assert targets is not None, "a median selection's first pass makes its targets"
+    return targets
+
+
 class _Median:
     """``np.median`` of every value added, exactly: one or two order statistics by radix selection."""
 
@@ -328,14 +335,14 @@ class _Median:
                 self.targets = []
                 return
             ks = sorted({(self.n - 1) // 2, self.n // 2})
-            self.targets = [_Target(k) for k in ks]
-            for target in self.targets:
+            targets = self.targets = [_Target(k) for k in ks]
+            for target in targets:
                 target.histogram = self.histogram.copy()
                 target.next_pass()
             return
-        for target in self.targets:
+        for target in targets_of(self.targets):
             target.next_pass()
 
     def median(self) -> float:
-        values = [t.value for t in self.targets]
+        values = [t.value for t in targets_of(self.targets)]
         return float(np.mean([values[0], values[-1]]))

@@ -167,6 +167,7 @@ class TableFiles:
                 _schema_error(files[0], first_schema, file, schema)
             units += [(i, g if kind == "parquet" else -1, n) for g, n in enumerate(counts)]
             nbytes += size
+        assert first_schema is not None, "table files: an empty list of files is refused before this"
         columns = [name for name, _ in first_schema]
         return cls(files, kind, columns, units, nbytes)
 

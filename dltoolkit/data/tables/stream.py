@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -146,7 +146,9 @@ def _join(held: list) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     return torch.cat(xs), torch.cat(ys), np.concatenate(ids)
 
 
-def outputs(model: torch.nn.Module, rows: TableRows, batch_size: int, workers: int | None) -> torch.Tensor:
+def outputs(
+    model: Callable[[torch.Tensor], torch.Tensor], rows: TableRows, batch_size: int, workers: int | None
+) -> torch.Tensor:
     """``model`` over every row of ``rows``, in the split's order (read in worker processes)."""
     out: torch.Tensor | None = None
     with torch.inference_mode():
