@@ -234,7 +234,17 @@ def range_test(
             torch.cuda.set_rng_state_all(rng[1])
 
 
-def _ramp(module, batches, min_lr, max_lr, steps, smoothing, diverge):
+def _ramp(
+    module: TaskModule,
+    batches: Iterator[tuple[Any, Any]],
+    min_lr: float,
+    max_lr: float,
+    steps: int,
+    smoothing: float,
+    diverge: float,
+) -> tuple[list[float], list[float], list[float], bool]:
+    import torch
+
     from dltoolkit.train.optim import make_optimizer
 
     train = module.spec.train
@@ -242,13 +252,17 @@ def _ramp(module, batches, min_lr, max_lr, steps, smoothing, diverge):
     ratios = [group["lr"] / train.optimizer.lr for group in opt.param_groups]  # backbone_lr keeps its ratio
     device = next(module.parameters()).device
     module.train()
-    lrs, losses, smoothed, best, average = [], [], [], math.inf, 0.0
+    lrs: list[float] = []
+    losses: list[float] = []
+    smoothed: list[float] = []
+    best, average = math.inf, 0.0
     for i in range(steps):
         lr = min_lr * (max_lr / min_lr) ** (i / (steps - 1))
         for group, ratio in zip(opt.param_groups, ratios, strict=True):
             group["lr"] = lr * ratio
         x, y = (t.to(device) for t in next(batches))
-        value = _step(module, opt, x, y, train.grad_clip)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train.precision == "bf16-mixed"):
+            value = _step(module, opt, x, y, train.grad_clip)
         if not math.isfinite(value):
             return lrs, losses, smoothed, True
         average = smoothing * average + (1 - smoothing) * value
@@ -262,7 +276,7 @@ def _ramp(module, batches, min_lr, max_lr, steps, smoothing, diverge):
     return lrs, losses, smoothed, False
 
 
-def _step(module, opt, x, y, grad_clip) -> float:
+def _step(module: TaskModule, opt: Any, x: Any, y: Any, grad_clip: float | None) -> float:
     """One training step as :class:`TaskModule` takes it (augment, forward, loss, clip, step)."""
     import torch
 
