@@ -40,7 +40,7 @@ __all__ = [
     "sweep",
 ]
 
-_LAZY = {
+_LAZY: dict[str, str | tuple[str, str]] = {
     "Graph": "dltoolkit.graph",
     "check": "dltoolkit.api",
     "run": "dltoolkit.api",
@@ -59,7 +59,8 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'dltoolkit' has no attribute {name!r}")
-    module, attr = _LAZY[name] if isinstance(_LAZY[name], tuple) else (_LAZY[name], name)
+    target = _LAZY[name]
+    module, attr = target if isinstance(target, tuple) else (target, name)
     value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value

@@ -463,7 +463,7 @@ def _walk(data: Any, parts: list[str], path: str, create: bool) -> Any:
             named = [n for n in node if isinstance(n, dict) and n.get("name") == part]
             if not named:
                 names = [n.get("name") for n in node if isinstance(n, dict)]
-                hint = closest(part, names)
+                hint = closest(part, [str(n) for n in names if n is not None])
                 raise SpecError(
                     message(
                         f"No node named {part!r} in {path!r}",
@@ -505,9 +505,9 @@ def _source_beside(source: str, folder: Path) -> str:
     looks_like_file = candidate.suffix != "" or len(candidate.parts) > 1
     if candidate.is_absolute() or source == "frame" or not looks_like_file and not (folder / source).exists():
         return source
-    beside = (folder / candidate).resolve()
-    if beside.exists() or not candidate.exists():
-        return str(beside)
+    resolved = (folder / candidate).resolve()
+    if resolved.exists() or not candidate.exists():
+        return str(resolved)
     return source  # found only from the working directory: as before
 
 

@@ -129,7 +129,9 @@ def _strata(y: pd.Series, spec: Spec) -> pd.Series:
     return pd.Series(pd.qcut(y.rank(method="first"), bins, labels=False), index=y.index, name=y.name)
 
 
-def split_indices(y: pd.Series, split: SplitSpec, stratify: bool) -> tuple[np.ndarray, ...]:
+def split_indices(
+    y: pd.Series, split: SplitSpec, stratify: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Positions of the train, validation and test rows (a zero fraction reuses the train rows).
 
     The test rows are drawn first, then the validation rows from the rest; both with scikit-learn's
@@ -166,7 +168,7 @@ def _draw(
     from sklearn.model_selection import train_test_split
 
     labels = y.iloc[rows].to_numpy() if stratify else None
-    if stratify:
+    if labels is not None:
         _check_split_size(labels, fraction, role)
     _, drawn = train_test_split(rows, test_size=fraction, random_state=seed, stratify=labels)
     return np.sort(drawn)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
@@ -37,12 +38,21 @@ from dltoolkit.data._columns import (
 )
 from dltoolkit.data._dates import date_format, date_names, fit_date, transform_date
 from dltoolkit.errors import DataError, DataWarning, message
-from dltoolkit.spec import ColumnSpec, PreprocessSpec, Spec
+from dltoolkit.spec import ColumnSpec, Impute, PreprocessSpec, Scale, Spec, TextSpec
 
 STATE_VERSION = 1  # the state written when every column is numeric, categorical or text
 DATE_STATE_VERSION = 2  # the state written with date columns (older dltoolkit cannot read them)
 SUBWORD_STATE_VERSION = 3  # the state written with a trained subword tokenizer
 READABLE_STATES = (STATE_VERSION, DATE_STATE_VERSION, SUBWORD_STATE_VERSION)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column's settings: its ``preprocess.columns`` entry with the section's defaults filled in."""
+
+    scale: Scale
+    impute: Impute
+    categorical: bool | None = None
 
 
 class Preprocessor:
@@ -76,24 +86,24 @@ class Preprocessor:
         if not isinstance(X, pd.DataFrame) or len(X) == 0:
             raise DataError(message("Cannot fit preprocessing", _describe(X), "a non-empty DataFrame"))
         if self.config.text is not None:
-            self._fit_text(X)
+            self._fit_text(X, self.config.text)
         else:
             self._fit_tabular(X)
         self._check_shape()
         return self
 
-    def _fit_text(self, X: pd.DataFrame) -> None:
-        column = self.config.text.column
+    def _fit_text(self, X: pd.DataFrame, text: TextSpec) -> None:
+        column = text.column
         check_names([str(c) for c in X.columns], [column], "preprocess.text.column")
         self.feature_columns_ = [column]
         self.columns_: list[dict[str, Any]] = []
         self.tokenizer_: dict[str, Any] | None = None
-        if _text.is_subword(self.config.text):
-            self.tokenizer_ = _text.train_subword(X[column], self.config.text)
+        if _text.is_subword(text):
+            self.tokenizer_ = _text.train_subword(X[column], text)
             self.vocab_: list[str] | None = _text.subword_vocab(self.tokenizer_)
         else:
-            self.vocab_ = _text.build_vocab(X[column], self.config.text)
-        self.output_names_ = [f"token{i}" for i in range(self.config.text.max_len)]
+            self.vocab_ = _text.build_vocab(X[column], text)
+        self.output_names_ = [f"token{i}" for i in range(text.max_len)]
         self.warnings_: list[str] = []
 
     def _fit_tabular(self, X: pd.DataFrame) -> None:
@@ -114,13 +124,19 @@ class Preprocessor:
             return fit_date(series, name, date_format(series) or "", column.scale, column.impute)
         return _fit_categorical(series, name, self)
 
-    def _column(self, name: str) -> ColumnSpec:
+    def _column(self, name: str) -> Column:
         override = self.config.columns.get(name) or ColumnSpec()
-        return ColumnSpec(
+        return Column(
             scale=override.scale or self.config.scale,
             impute=override.impute or self.config.impute,
             categorical=override.categorical,
         )
+
+    def _text_config(self) -> TextSpec:
+        """``preprocess.text`` of a preprocessor fitted on text (it has a vocabulary or a tokenizer)."""
+        text = self.config.text
+        assert text is not None, "a vocabulary or a tokenizer is only fitted with preprocess.text set"
+        return text
 
     def _check_shape(self) -> None:
         n = len(self.output_names_)
@@ -160,9 +176,9 @@ class Preprocessor:
         self._require_fitted()
         X = self.frame(X)
         if self.tokenizer_ is not None:
-            out = _text.encode_subword(X[self.feature_columns_[0]], self._subword(), self.config.text)
+            out = _text.encode_subword(X[self.feature_columns_[0]], self._subword(), self._text_config())
         elif self.vocab_ is not None:
-            out = _text.encode(X[self.feature_columns_[0]], self.vocab_, self.config.text)
+            out = _text.encode(X[self.feature_columns_[0]], self.vocab_, self._text_config())
         else:
             blocks = [_transform_column(X[plan["name"]], plan) for plan in self.columns_]
             out = np.concatenate(blocks, axis=1).astype(np.float32)
@@ -269,7 +285,7 @@ class Preprocessor:
 
 
 # ---------------------------------------------------------------------- numeric columns
-def _fit_numeric(series: pd.Series, name: str, column: ColumnSpec) -> dict[str, Any]:
+def _fit_numeric(series: pd.Series, name: str, column: Column) -> dict[str, Any]:
     values = to_numeric(series, name)
     if np.isnan(values).all():
         raise DataError(

@@ -57,7 +57,7 @@ def _init(address: str | None) -> None:
 
     if ray.is_initialized():  # another thread got here first
         return
-    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     # Ray's start-up notices (token authentication is on; no SIGTERM handler outside the main
     # thread) are not the user's business in a notebook cell or a CLI run
     noisy = [

@@ -148,6 +148,7 @@ def _render(kind: str, size: int, per_class: int | None, seed: int, mode: str):
     """``(images, labels, class names)``: uint8 ``(n, size, size, 3)`` RGB images and class indices."""
     rng = np.random.default_rng(seed)
     if kind == "shapes":
+        assert per_class is not None  # _check_args requires a number for shapes
         labels = np.repeat(np.arange(len(SHAPES)), per_class)
         return np.stack([_shape(int(c), size, rng) for c in labels]), labels, SHAPES
     from PIL import Image
