@@ -16,8 +16,13 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dltoolkit.errors import DLToolkitError
+
+if TYPE_CHECKING:
+    from dltoolkit.api import Run
+    from dltoolkit.tune.distributed import DistributedRun
 
 STAGE_VERBS = ("dltoolkit.train.cli", "dltoolkit.tune.cli", "dltoolkit.deploy.cli", "dltoolkit.interpret.cli")
 
@@ -52,6 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dltoolkit.api import default_out, resolve_spec, run
 
     spec = resolve_spec(args.spec, _overrides(args.set) | _track(args.track))
+    result: Run | DistributedRun
     with signals_raise():
         if args.address or args.workers:
             from dltoolkit._extras import require
@@ -91,9 +97,8 @@ class Interrupted(BaseException):
 
     @property
     def name(self) -> str:
-        return {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}.get(
-            self.signum, str(self.signum)
-        )
+        names: dict[int, str] = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+        return names.get(self.signum, str(self.signum))
 
 
 @contextlib.contextmanager

@@ -71,8 +71,8 @@ def batches(spec: Spec, data) -> tuple[Any, Any]:
     """
     if isinstance(data.X_train, torch.Tensor):
         chunk = spec.train.batch_size * spec.train.steps_per_execution
-        train = TensorBatches(data.X_train, data.y_train, chunk, shuffle=True, seed=spec.train.seed)
-        return train, TensorBatches(data.X_val, data.y_val, max(1, len(data.X_val)))  # one batch
+        train_batches = TensorBatches(data.X_train, data.y_train, chunk, shuffle=True, seed=spec.train.seed)
+        return train_batches, TensorBatches(data.X_val, data.y_val, max(1, len(data.X_val)))  # one batch
     from dltoolkit.data.images.stream import loader
     from dltoolkit.data.tables.stream import TableRows
 
@@ -93,7 +93,7 @@ class History(Callback):
         self.listeners = list(listeners)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        row = {"epoch": trainer.current_epoch + 1}
+        row: dict[str, Any] = {"epoch": trainer.current_epoch + 1}
         row |= {k: float(v) for k, v in trainer.callback_metrics.items()}
         self.rows.append(row)
         for listen in self.listeners:

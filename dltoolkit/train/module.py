@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from dltoolkit.errors import TrainingError
 from dltoolkit.evaluate.metrics import classification_scores, regression_scores
 from dltoolkit.spec import Spec
 from dltoolkit.train.losses import loss_name
 from dltoolkit.train.optim import make_optimizer, make_schedule
+
+if TYPE_CHECKING:
+    from dltoolkit.graph.graph import GraphModule
 
 VAL_NAMES = {"accuracy": "val_acc"}  # test metric -> its validation name when not just val_<name>
 
@@ -57,10 +60,12 @@ class TaskModule(pl.LightningModule):
         class_weights: classification: one loss weight per class, in label order (None: equal).
     """
 
+    class_weights: torch.Tensor | None  # a buffer (nn.Module's __getattr__ types it Tensor | Module)
+
     def __init__(
         self,
         spec: Spec,
-        model: nn.Module,
+        model: GraphModule,
         n_outputs: int,
         steps_per_epoch: int,
         augment=None,
@@ -122,7 +127,9 @@ class TaskModule(pl.LightningModule):
         # LightningOptimizer.step() runs the precision plugin (mixed precision's autocast and
         # gradient scaling), the on_before_optimizer_step hooks and the step count behind
         # trainer.global_step.
-        self._optimizer = self.optimizers()
+        optimizer = self.optimizers()
+        assert not isinstance(optimizer, list)  # configure_optimizers gives one optimizer
+        self._optimizer = optimizer
         schedules = self.lr_schedulers()
         self._schedule = schedules[0] if isinstance(schedules, list) else schedules
         self._interval = self._schedule_interval
@@ -247,3 +254,9 @@ class TaskModule(pl.LightningModule):
             "optimizer": opt,
             "lr_scheduler": {"scheduler": sched, "interval": self._schedule_interval},
         }
+
+
+def task_model(module: pl.LightningModule) -> GraphModule:
+    """The network of the :class:`TaskModule` Lightning hands a callback (typed there as its base class)."""
+    assert isinstance(module, TaskModule), type(module)
+    return module.model

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytorch_lightning as pl
 import torch
@@ -48,7 +48,7 @@ from dltoolkit.train.fit import (
     make_trainer,
     module_options,
 )
-from dltoolkit.train.module import TaskModule
+from dltoolkit.train.module import TaskModule, task_model
 from dltoolkit.tune._ray import start_ray
 
 
@@ -115,7 +115,7 @@ def run_distributed(
     return result
 
 
-def _streamed_error(spec: Spec, rows: Any) -> None:
+def _streamed_error(spec: Spec, rows: Any) -> NoReturn:
     """Data-parallel training needs the splits in memory (Ray Data sharding is not built yet)."""
     from dltoolkit.data.tables.stream import TableRows
 
@@ -319,7 +319,7 @@ class _KeepBest(Callback):
         )
         if better:
             self.score, self.epoch = float(value), trainer.current_epoch + 1
-            self.state = copy.deepcopy(module.model.state_dict())
+            self.state = copy.deepcopy(task_model(module).state_dict())
 
 
 class _ReportEpoch(Callback):

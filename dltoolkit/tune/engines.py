@@ -276,7 +276,7 @@ def ray_needs(
     plan: Plan, address: str | None = None, workers: bool | None = None
 ) -> list[tuple[str, Any, str]]:
     """The options of this sweep that only Ray can give: (option, value, why) triples."""
-    needs = []
+    needs: list[tuple[str, Any, str]] = []
     if address:
         needs.append(("address", address, "trials on a Ray cluster"))
     if plan.scheduler == "pbt":

@@ -94,7 +94,7 @@ def sweep(
     spec = resolve_spec(spec, overrides)
     given = {"samples": samples, "search": search, "scheduler": scheduler, "max_concurrent": max_concurrent}
     given["engine"] = engine
-    changes = {f"search.{k}": v for k, v in given.items() if v is not None}
+    changes: dict[str, Any] = {f"search.{k}": v for k, v in given.items() if v is not None}
     for key, field in (("cpu", "cpus_per_trial"), ("gpu", "gpus_per_trial")):
         if resources and key in resources:
             changes[f"search.{field}"] = resources[key]
@@ -199,8 +199,9 @@ def _checked(
     runner.engine_reason = choice.reason
     checked = check(runner.trial_spec, data)
     runner.data = checked.data
-    runner.preflight = preflight(runner.trial_spec, checked.data, plan.space, seed=plan.seed or 0)
-    _leave_out_unused(plan, runner.preflight.unused)
+    report = preflight(runner.trial_spec, checked.data, plan.space, seed=plan.seed or 0)
+    runner.preflight = report
+    _leave_out_unused(plan, report.unused)
     out.mkdir(parents=True, exist_ok=True)
     return runner
 

@@ -61,7 +61,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dltoolkit._files import atomic_write_bytes
 from dltoolkit.tune.engines import PRUNERS, SAMPLERS, local_concurrency
@@ -85,7 +85,7 @@ class _QuietTrials(logging.Filter):
     on Ray they stay in the workers' logs; here they would land in whichever cell runs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno > logging.INFO or not record.threadName.startswith(_THREAD)
+        return record.levelno > logging.INFO or not (record.threadName or "").startswith(_THREAD)
 
 
 _THREAD = "dltoolkit-trial"
@@ -142,7 +142,7 @@ class LocalSweep(Sweep):
         if restore:
             self._study = optuna.load_study(study_name=STUDY, storage=storage, **kwargs)
         else:
-            direction = "maximize" if plan.mode == "max" else "minimize"
+            direction: Literal["maximize", "minimize"] = "maximize" if plan.mode == "max" else "minimize"
             verbosity = optuna.logging.get_verbosity()
             optuna.logging.set_verbosity(logging.WARNING)  # no "A new study created" line
             try:
@@ -335,7 +335,7 @@ class _Epochs:
         self.saved = self.started
         plan = sweep.plan
         seen = [v[plan.metric] for k, v in attrs.items() if k.startswith(_EPOCH) and plan.metric in v]
-        self.best = None
+        self.best: float | None = None
         for value in seen:
             self._keep(value)
 

@@ -105,5 +105,6 @@ def preflight(spec: Spec, prepared, space: dict[str, Domain], samples: int = 8, 
             largest = graph
         if not config:  # the spec's own graph
             unused = unused_paths(graph, space)
+    assert smallest is not None and largest is not None  # configs always holds the spec's own ({})
     params = (smallest.total_params, largest.total_params)
     return Preflight(len(configs), params, unused, (smallest, largest))

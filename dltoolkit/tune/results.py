@@ -77,8 +77,11 @@ def trial_table(records: list[TrialRecord], metric: str, mode: str) -> pd.DataFr
 
 def ranked(records: list[TrialRecord], metric: str, mode: str) -> list[TrialRecord]:
     """Trials with at least one reported value, best first (by the best value each reported)."""
-    scored = [(rec.best(metric, mode)[0], rec) for rec in records]
-    scored = [(s, r) for s, r in scored if s is not None]
+    scored: list[tuple[float, TrialRecord]] = []
+    for rec in records:
+        score = rec.best(metric, mode)[0]
+        if score is not None:
+            scored.append((score, rec))
     scored.sort(key=lambda item: item[0], reverse=mode == "max")
     return [rec for _, rec in scored]
 

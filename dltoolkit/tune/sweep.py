@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -40,6 +40,11 @@ from dltoolkit.tune.results import (
     trial_table,
 )
 from dltoolkit.tune.space import parse_space
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from dltoolkit.tune.preflight import Preflight
 
 Row = dict[str, Any]
 EXPERIMENT = "tune"  # Ray's experiment folder inside ``out``
@@ -107,7 +112,7 @@ class Sweep:
     def __init__(self, spec: Spec, plan: Plan, data: Any, out: Path, launched: float) -> None:
         self.spec, self.plan, self.data, self.out = spec, plan, data, Path(out)
         self.trial_spec = spec.with_values({"train.epochs": plan.max_epochs, "task.monitor": plan.metric})
-        self.preflight = None
+        self.preflight: Preflight | None = None
         self.first_result_s: float | None = None
         self.engine_reason = ""
         self.stop_requested = threading.Event()
@@ -310,15 +315,15 @@ class Sweep:
     def _log_paths(self) -> set[str]:
         return {p for p, d in self.plan.space.items() if d.name.startswith("log")}
 
-    def plot_curves(self):
+    def plot_curves(self) -> Figure:
         """The metric against epochs, one line per trial (a matplotlib Figure)."""
         return curves_figure(self.records(), self.plan.metric)
 
-    def plot_parallel(self):
+    def plot_parallel(self) -> Figure:
         """Parallel coordinates of the hyperparameters against the best metric (a Figure)."""
         return parallel_figure(self.trials(), list(self.plan.space), self.plan.metric, self._log_paths())
 
-    def plot_importance(self):
+    def plot_importance(self) -> Figure:
         """Hyperparameter importance for the best metric (a Figure)."""
         return importance_figure(self.trials(), self.plan.space, self.plan.metric, self.plan.mode)
 

@@ -27,6 +27,7 @@ from pytorch_lightning.callbacks import Callback
 from dltoolkit._hooks import set_epoch
 from dltoolkit.errors import TrainingError, message
 from dltoolkit.spec import Spec
+from dltoolkit.train.module import task_model
 
 Emit = Callable[[dict[str, float], int, Any], None]  # state: bytes, or a LazyState with lazy=True
 
@@ -93,6 +94,7 @@ class LazyState:
 
     def __call__(self) -> bytes:
         if self._bytes is None:
+            assert self._state is not None  # dropped only once serialized
             self._bytes, self._state = dump_state(self._state), None
         return self._bytes
 
@@ -134,7 +136,7 @@ class EpochReport(Callback):
         if self.best is None or (
             score > self.best["score"] if self.mode == "max" else score < self.best["score"]
         ):
-            weights = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
+            weights = {k: v.detach().clone() for k, v in task_model(module).state_dict().items()}
             self.best = {"score": score, "epoch": epoch, "weights": weights}
         state = self._state(trainer, module, epoch)
         self.emit(metrics, epoch, LazyState(state) if self.lazy else dump_state(state))
@@ -142,7 +144,7 @@ class EpochReport(Callback):
     def _state(self, trainer: pl.Trainer, module: pl.LightningModule, epoch: int) -> dict[str, Any]:
         schedules = trainer.lr_scheduler_configs
         live = {
-            "model": module.model.state_dict(),
+            "model": task_model(module).state_dict(),
             "optimizer": trainer.optimizers[0].state_dict(),
             "schedule": schedules[0].scheduler.state_dict() if schedules else None,
         }
@@ -153,7 +155,7 @@ class EpochReport(Callback):
 
 def restore(trainer: pl.Trainer, module: pl.LightningModule, state: dict[str, Any], base_lr: float) -> None:
     """Load weights, optimizer and schedule state and continue counting epochs from the state's."""
-    module.model.load_state_dict(state["model"])
+    task_model(module).load_state_dict(state["model"])
     optimizer = trainer.optimizers[0]
     optimizer.load_state_dict(state["optimizer"])
     schedules = trainer.lr_scheduler_configs

@@ -120,7 +120,7 @@ def warm_workers(count: int) -> list[Any]:
         lease = lease_seconds()
         while len(_POOL) < count and room > 0:
             _POOL.append(
-                TrialWorker.options(
+                TrialWorker.options(  # type: ignore[attr-defined]  # ray.remote is typed to return the class
                     num_cpus=0, memory=WORKER_MEMORY, max_concurrency=4, scheduling_strategy=here
                 ).remote(lease)
             )
