@@ -12,7 +12,7 @@ from dltoolkit.data.prepare import prepare, prepare_frame
 from dltoolkit.data.tables import fit as table_fit
 from dltoolkit.data.tables.stream import TableRows
 from dltoolkit.errors import DataError
-from tests.data.conftest import build_spec
+from dltoolkit.spec import Spec
 
 
 def _table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -55,8 +55,10 @@ def shards(table, tmp_path_factory):
 
 
 def _spec(source, preprocess=None, **data):
-    data = {"in_memory_mb": 0, "workers": 0, **data}
-    return build_spec("multiclass", str(source), data=data, preprocess=preprocess or {})
+    data = {"source": str(source), "in_memory_mb": 0, "workers": 0, **data}
+    return Spec.from_dict(
+        {"task": {"kind": "multiclass"}, "data": data, "preprocess": preprocess or {}, "graph": {"nodes": []}}
+    )
 
 
 def test_table_sources_are_recognised(shards, tmp_path):
@@ -234,13 +236,13 @@ def test_a_sample_table_is_written_once_as_parquet_shards_and_streamed(tmp_path,
     assert source_format(_spec("credit_shards")) == "table_files"
     files = TableFiles.open("credit_shards")
     assert files.rows == 60_000 and len(files.files) == 8 and len(files.units) == 24
-    written = (tmp_path / "credit_shards" / "part-00000.parquet").stat().st_mtime_ns
+    written = (tmp_path / "data" / "credit_shards" / "part-00000.parquet").stat().st_mtime_ns
     assert (
         sample_path("credit_shards").joinpath("part-00000.parquet").stat().st_mtime_ns == written
     )  # not rewritten
     head = files.read_unit(0, files.columns)
     pd.testing.assert_frame_equal(head, credit_table(60_000).iloc[:2_500])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["credit_shards"]  # no temporary folder left
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["credit_shards"]  # no temporary folder left
 
 
 def test_a_preview_of_a_streamed_table_reads_its_first_rows_only(shards, table):
