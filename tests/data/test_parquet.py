@@ -242,7 +242,9 @@ def test_a_sample_table_is_written_once_as_parquet_shards_and_streamed(tmp_path,
     )  # not rewritten
     head = files.read_unit(0, files.columns)
     pd.testing.assert_frame_equal(head, credit_table(60_000).iloc[:2_500])
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["credit_shards"]  # no temporary folder left
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "credit_shards"
+    ]  # no temporary folder left
 
 
 def test_a_preview_of_a_streamed_table_reads_its_first_rows_only(shards, table):
