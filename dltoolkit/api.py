@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dltoolkit._files import check_out, claim_out, new_out_dir
@@ -59,7 +60,7 @@ def smoke(spec: Spec) -> Spec:
     from dltoolkit.data.images.samples import IMAGE_SETS, SET_DEFAULTS
 
     search = spec.search
-    shrunk = {
+    shrunk: dict[str, Any] = {
         "train.epochs": min(spec.train.epochs, 2),
         "train.early_stopping": None,
         "search.samples": min(search.samples, 2),
@@ -273,7 +274,8 @@ def test_metrics(predictor: Predictor, data: Prepared) -> tuple[dict[str, Any], 
     from dltoolkit.evaluate import evaluate
 
     kind = predictor.spec.task.kind
-    output = predictor.output(data.X_test)
+    # an image split (a Dataset) comes with an ImagePredictor, whose output reads it
+    output = predictor.output(data.X_test)  # type: ignore[arg-type]
     y_true = data.y_test.numpy()
     if kind == "regression":
         y_true, output = data.target.inverse(y_true), data.target.inverse(output)
@@ -286,12 +288,12 @@ def _write_outputs(
     spec: Spec,
     predictor: Predictor,
     history: pd.DataFrame,
-    metrics: dict,
-    y_true,
-    output,
-    classes,
+    metrics: dict[str, Any],
+    y_true: np.ndarray,
+    output: np.ndarray,
+    classes: list[str] | None,
     plots: bool,
-    info: dict,
+    info: dict[str, Any],
 ) -> dict[str, Path]:
     files = {"spec": spec.save(out / "spec.yaml"), "model": save_bundle(out / "model", predictor, info)}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))

@@ -59,14 +59,16 @@ class Predictor:
     def __init__(
         self,
         spec: Spec,
-        preprocessor: Preprocessor,
+        preprocessor: Preprocessor | ImagePreprocessor,
         target: TargetEncoder,
         model: torch.nn.Module,
         metrics: dict[str, Any] | None = None,
         path: Path | None = None,
         examples: pd.DataFrame | None = None,
     ) -> None:
-        self.spec, self.preprocessor, self.target = spec, preprocessor, target
+        # an ImagePreprocessor only in an ImagePredictor (__new__ makes one), which reads it as image_preprocessor
+        self.preprocessor: Preprocessor = preprocessor  # type: ignore[assignment]
+        self.spec, self.target = spec, target
         self.model = model.eval()
         self.metrics = metrics or {}
         self.path = path

@@ -265,8 +265,10 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
         "data": tensors,
         "accelerator": accelerator,
     }
+    # Ray Train V2 (Ray's default) runs here; mypy follows ray.train.torch's V1 branch, whose loop returns None
+    # and whose Result has no return_value: the two ignores below are for that
     trainer = TorchTrainer(
-        _worker_loop,
+        _worker_loop,  # type: ignore[arg-type]
         train_loop_config=config,
         scaling_config=ScalingConfig(
             num_workers=workers, use_gpu=gpu, resources_per_worker={"CPU": 1} | ({"GPU": 1} if gpu else {})
@@ -284,9 +286,10 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
         raise TrainingError(
             f"Data-parallel training of {checked.spec.name!r} on {workers} workers failed: {e}"
         ) from e
-    if result.return_value is None:
+    returned = result.return_value  # type: ignore[attr-defined]
+    if returned is None:
         raise TrainingError(f"Data-parallel training of {checked.spec.name!r} returned no model.")
-    return result.return_value
+    return returned
 
 
 def _worker_accelerator(spec: Spec, workers: int) -> str:
