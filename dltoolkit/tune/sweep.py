@@ -258,9 +258,13 @@ class Sweep:
             save_plots(self)
             self.tracking = self._tracker.finish(self)
             return
-        # not a daemon: the interpreter waits for it at exit, so a script or the CLI never leaves
-        # a half-drawn plots/ behind (each PNG is written atomically either way)
-        self._plots = threading.Thread(target=self._draw_plots, name="dltoolkit-sweep-plots")
+        # not a daemon (said explicitly: a thread inherits the daemon flag of the thread that starts
+        # it, and this runs in the sweep's daemon thread): the interpreter waits for it at exit, so a
+        # script or the CLI never leaves a half-drawn plots/ behind, and never aborts. A daemon
+        # thread still inside matplotlib's FreeType code when the interpreter finalizes is ended by
+        # pthread_exit, whose unwinding through C++ calls std::terminate ("terminate called without
+        # an active exception", SIGABRT, exit code 134 instead of the command's own).
+        self._plots = threading.Thread(target=self._draw_plots, name="dltoolkit-sweep-plots", daemon=False)
         self._plots.start()
 
     def _draw_plots(self) -> None:

@@ -31,8 +31,10 @@ def sigint_cli_tune(args: list[str]) -> str:
     try:
         assert third.wait(300), "no third epoch reported"
         cli.send_signal(signal.SIGINT)
-        assert cli.wait(300) == 130
-        return cli.stderr.read()
+        code = cli.wait(300)
+        stderr = cli.stderr.read()
+        assert code == 130, f"exit {code}; stderr ends:\n{stderr[-3000:]}"
+        return stderr
     finally:
         try:
             os.killpg(cli.pid, signal.SIGKILL)

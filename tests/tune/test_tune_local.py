@@ -218,6 +218,31 @@ def test_cli_tune_runs_locally_through_auto_and_says_so(make_spec, tmp_path, cap
     assert len(model.predict(model.example_input(2))) == 2
 
 
+EXIT_AT_ONCE = """
+import sys
+from dltoolkit.spec import Spec
+from dltoolkit.tune import sweep
+sweep(Spec.load(sys.argv[1]), out=sys.argv[2], background=True).wait()  # not waiting for the plots
+"""
+
+
+def test_a_script_that_ends_right_after_a_background_sweep_exits_cleanly_with_its_plots(make_spec, tmp_path):
+    # The plots are drawn in a thread started from the sweep's daemon thread; a thread inherits that
+    # flag, and a daemon thread still in matplotlib's C++ font code at interpreter exit aborted the
+    # process (SIGABRT, "terminate called without an active exception") or lost the plots.
+    import subprocess
+    import sys
+
+    spec = make_spec(samples=2, max_concurrent=2, engine="local").save(tmp_path / "s.yaml")
+    out = tmp_path / "sweep"
+    run = subprocess.run(
+        [sys.executable, "-c", EXIT_AT_ONCE, str(spec), str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "terminate called" not in run.stderr
+    assert {p.name for p in (out / "plots").iterdir()} == {"curves.png", "parallel.png", "importance.png"}
+
+
 def test_ctrl_c_stops_the_local_cli_sweep_and_resume_finishes_it(make_spec, tmp_path, capsys):
 
     epochs = 200
