@@ -26,7 +26,7 @@ from dltoolkit.errors import SpecError, TrainingError, message
 from dltoolkit.graph import Graph, GraphModule
 from dltoolkit.spec import Spec
 from dltoolkit.train.finetune import finetune_callbacks
-from dltoolkit.train.module import TaskModule
+from dltoolkit.train.module import TaskModule, epoch_metrics
 
 cache_entry_points()  # each Trainer would scan the installed packages again (see dltoolkit._hooks)
 
@@ -94,7 +94,7 @@ class History(Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         row: dict[str, Any] = {"epoch": trainer.current_epoch + 1}
-        row |= {k: float(v) for k, v in trainer.callback_metrics.items()}
+        row |= epoch_metrics(trainer, module)
         self.rows.append(row)
         for listen in self.listeners:
             listen(dict(row))
@@ -112,7 +112,7 @@ class EpochProgress(Callback):
         self.bar = tqdm(total=trainer.max_epochs, desc="training", unit="epoch", leave=True)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        shown = {k: f"{float(v):.4g}" for k, v in trainer.callback_metrics.items() if k != "lr"}
+        shown = {k: f"{v:.4g}" for k, v in epoch_metrics(trainer, module).items() if k != "lr"}
         self.bar.set_postfix(shown, refresh=False)
         self.bar.update(1)
 

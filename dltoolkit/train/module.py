@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.plugins.precision import Precision
+from pytorch_lightning.strategies import SingleDeviceStrategy
+from pytorch_lightning.utilities.model_helpers import is_overridden
 
 from dltoolkit.errors import TrainingError
 from dltoolkit.evaluate.metrics import classification_scores, regression_scores
@@ -82,6 +85,11 @@ class TaskModule(pl.LightningModule):
         weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weights", weights, persistent=False)
         self._epoch = _EpochSums()
+        # this epoch's metrics, all of them (read through epoch_metrics()); only those Lightning's
+        # own callbacks need (the monitored metric for checkpointing and early stopping, val_loss
+        # for a plateau schedule) go through self.log, at about a millisecond of bookkeeping each
+        self.epoch_metrics: dict[str, float] = {}
+        self._logged = {spec.task.monitor_metric()[0], "val_loss"}
         # Manual optimisation: Lightning's automatic closure machinery costs more per step than a
         # small model's whole forward and backward pass; the step below is the textbook one.
         self.automatic_optimization = False
@@ -133,6 +141,23 @@ class TaskModule(pl.LightningModule):
         schedules = self.lr_schedulers()
         self._schedule = schedules[0] if isinstance(schedules, list) else schedules
         self._interval = self._schedule_interval
+        self._plain_backward = self._backward_is_plain()
+
+    def _backward_is_plain(self) -> bool:
+        """Whether ``manual_backward`` would only call ``loss.backward()``: 32-bit precision on one
+        device (no gradient scaling, no DDP reducer) and no callback or module hook around the
+        backward pass. Lightning's hook dispatch then costs about a tenth of a small model's step
+        for nothing, so the step calls ``loss.backward()`` itself; any of those present, it goes
+        through ``manual_backward`` as Lightning's manual optimisation asks."""
+        trainer = self.trainer
+        hooks = ("on_before_backward", "on_after_backward")
+        callbacks: list[pl.Callback] = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning's connector
+        return (
+            type(trainer.precision_plugin) is Precision
+            and type(trainer.strategy) is SingleDeviceStrategy
+            and not any(is_overridden(h, cb, pl.Callback) for cb in callbacks for h in hooks)
+            and not any(is_overridden(h, self, pl.LightningModule) for h in (*hooks, "backward"))
+        )
 
     def on_train_epoch_start(self) -> None:
         self._epoch.reset(self.device)
@@ -166,9 +191,13 @@ class TaskModule(pl.LightningModule):
                 f"{step + 1} of the epoch. Lower train.optimizer.lr, set train.grad_clip, "
                 "or check the inputs for extreme values."
             )
-        # through the strategy and precision plugin: gradient scaling for 16-mixed, and DDP's
-        # reducer armed for this backward in data-parallel training
-        self.manual_backward(loss)
+        # through the strategy and precision plugin (gradient scaling for 16-mixed, DDP's reducer
+        # armed for this backward in data-parallel training, the backward hooks) unless none of
+        # that applies (see _backward_is_plain)
+        if self._plain_backward:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
         opt.step()  # clipping happens in on_before_optimizer_step (after AMP unscales)
         if self._schedule is not None and self._interval == "step":
             self._schedule.step()
@@ -223,14 +252,16 @@ class TaskModule(pl.LightningModule):
         return {VAL_NAMES.get(k, f"val_{k}"): v for k, v in scores.items() if v is not None}
 
     def on_validation_epoch_end(self) -> None:
-        # Runs after the epoch's last training batch: log the whole epoch here, in one call of
-        # plain floats (each self.log of a tensor costs about a millisecond of bookkeeping), so
-        # that callbacks reading the metrics at on_train_epoch_end see this epoch's numbers.
+        # Runs after the epoch's last training batch: the whole epoch's metrics are set here, so
+        # that callbacks reading them at on_train_epoch_end see this epoch's numbers. Lightning's
+        # self.log costs about a millisecond per name and epoch (its result collection moves every
+        # logged value to the device on each call): only the names its callbacks read go through it.
         metrics = {"val_loss": self._val_loss[0] / max(1, self._val_loss[1])}
         metrics |= self.val_scores()
         if self._epoch.seen:  # inside fit, after a training epoch
             metrics |= self._train_epoch_metrics()
-        self.log_dict(metrics, sync_dist=False)
+        self.epoch_metrics = metrics
+        self.log_dict({k: v for k, v in metrics.items() if k in self._logged}, sync_dist=False)
         if self._epoch.seen:
             self._epoch_schedule_step()
 
@@ -239,7 +270,7 @@ class TaskModule(pl.LightningModule):
         if sched is None or self._interval != "epoch":
             return
         if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            sched.step(float(self.trainer.callback_metrics["val_loss"]))
+            sched.step(self.epoch_metrics["val_loss"])
         else:
             sched.step()
 
@@ -254,6 +285,15 @@ class TaskModule(pl.LightningModule):
             "optimizer": opt,
             "lr_scheduler": {"scheduler": sched, "interval": self._schedule_interval},
         }
+
+
+def epoch_metrics(trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, float]:
+    """The latest epoch's metrics, every name (``train_loss``, ``val_*``, ``lr``), as floats: a
+    :class:`TaskModule` keeps them itself (Lightning's ``callback_metrics`` holds only the names its
+    callbacks need); for any other module, ``callback_metrics``."""
+    if isinstance(module, TaskModule):
+        return dict(module.epoch_metrics)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
 def task_model(module: pl.LightningModule) -> GraphModule:

@@ -27,7 +27,7 @@ from pytorch_lightning.callbacks import Callback
 from dltoolkit._hooks import set_epoch
 from dltoolkit.errors import TrainingError, message
 from dltoolkit.spec import Spec
-from dltoolkit.train.module import task_model
+from dltoolkit.train.module import epoch_metrics, task_model
 
 Emit = Callable[[dict[str, float], int, Any], None]  # state: bytes, or a LazyState with lazy=True
 
@@ -129,7 +129,7 @@ class EpochReport(Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics = epoch_metrics(trainer, module)
         score = metrics.get(self.monitor)
         if score is None or not math.isfinite(score):
             raise TrainingError(f"The monitored metric {self.monitor!r} is {score} at epoch {epoch}.")

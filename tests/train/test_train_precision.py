@@ -76,6 +76,50 @@ def test_the_forward_runs_in_the_precision_asked_for_and_the_weights_stay_float3
     assert h["val_acc"].max() > 0.6
 
 
+class _CountBackward(Callback):
+    def __init__(self) -> None:
+        self.before = self.after = self.steps = 0
+
+    def on_before_backward(self, trainer, module, loss):
+        self.before += 1
+
+    def on_after_backward(self, trainer, module):
+        self.after += 1
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        self.steps += 1
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_backward_hooks_run_once_per_optimizer_step_when_a_callback_has_them(checked, tmp_path, precision):
+    # a 32-bit single-device step calls loss.backward() itself when nothing hooks the backward pass
+    # (TaskModule._backward_is_plain); a callback that does must still see every backward
+    spec = checked.spec.with_values({"train.precision": precision, "train.accelerator": "cpu"})
+    count = _CountBackward()
+    result = fit(spec, checked.graph, checked.data, tmp_path, extra_callbacks=[count])
+    steps = result.epochs * -(-len(checked.data.X_train) // spec.train.batch_size)
+    assert count.before == count.after == count.steps == steps > 0
+    h = result.history
+    assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+
+
+def test_the_history_has_every_metric_while_lightning_logs_only_what_its_callbacks_read(checked, tmp_path):
+    seen: list[set[str]] = []
+
+    class Logged(Callback):
+        def on_train_epoch_end(self, trainer, module):
+            seen.append(set(trainer.callback_metrics))
+
+    result = fit(checked.spec, checked.graph, checked.data, tmp_path, extra_callbacks=[Logged()])
+    monitor, _ = checked.spec.task.monitor_metric()
+    assert seen and all(names == {monitor, "val_loss"} for names in seen)
+    columns = set(result.history.columns)
+    assert {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_f1", "lr"} <= columns
+    assert result.best_score == pytest.approx(
+        result.history[monitor].agg("max" if "acc" in monitor else "min")
+    )
+
+
 def test_a_bf16_bundle_loads_and_predicts_in_float32(tiny_frame, tiny_spec_dict, tmp_path):
     spec = tiny_spec_dict | {"train": tiny_spec_dict["train"] | {"epochs": 8, "precision": "bf16-mixed"}}
     run = dltoolkit.run(spec, data=tiny_frame, out=tmp_path / "run", plots=False)
