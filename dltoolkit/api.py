@@ -125,6 +125,8 @@ class Run:
     out: Path
     seconds: float
     files: dict[str, Path] = field(default_factory=dict)
+    # run(..., explain=True): the dltoolkit.explain result its report shows (None: not asked, or it failed)
+    explanation: Any = field(default=None, kw_only=True)
     # where it was tracked (mlflow_uri, mlflow_run_id, tensorboard); keyword-only: subclasses add fields
     tracking: dict[str, Any] = field(default_factory=dict, kw_only=True)
 
@@ -158,6 +160,7 @@ def run(
     listeners: Sequence[Callable[[dict[str, Any]], None]] = (),
     callbacks: Sequence[Any] = (),
     overwrite: bool = False,
+    explain: bool = False,
 ) -> Run:
     """Train and evaluate one experiment and write its outputs into ``out``.
 
@@ -176,6 +179,12 @@ def run(
         callbacks: extra Lightning callbacks (e.g. one that stops training from a panel's button).
         overwrite: replace the contents of a non-empty ``out`` (removed once the spec and the
             data passed their checks).
+        explain: also explain the model on its test split (:func:`dltoolkit.explain` with its
+            defaults: permutation importance for tables, attributions of a few test rows) into
+            ``out/explain/``, shown in ``report.html`` as "Understand the model" and kept in
+            ``Run.explanation``. Needs the ``explain`` extra (Captum), checked before training. An
+            explanation that cannot be made (an ensemble, a streamed source) is a warning in
+            the report; the run itself is kept.
 
     Raises:
         OutputExistsError: ``out`` is not empty and ``overwrite`` is false (checked first).
@@ -189,6 +198,10 @@ def run(
     spec = resolve_spec(spec, overrides)
     if out is not None:
         check_out(out, overwrite)
+    if explain and plots:
+        from dltoolkit._extras import require
+
+        require("explain", "dltoolkit.run(explain=True)")  # before any work
     checked = check(spec, data)
     from dltoolkit.train.fit import device_settings
 
@@ -201,7 +214,9 @@ def run(
         tracking = RunTracking(spec, out)
         listeners = [*listeners, *tracking.listeners]
     try:
-        result = _train_and_write(spec, checked, out, progress, plots, listeners, callbacks)
+        result = _train_and_write(
+            spec, checked, out, progress, plots, listeners, callbacks, data if explain else _NO_EXPLAIN
+        )
     except BaseException as e:
         if tracking is not None:
             tracking.fail(e)
@@ -213,6 +228,9 @@ def run(
     return result
 
 
+_NO_EXPLAIN = object()  # _train_and_write's ``explain_data`` when no explanation is asked for
+
+
 def _train_and_write(
     spec: Spec,
     checked: Checked,
@@ -221,6 +239,7 @@ def _train_and_write(
     plots: bool,
     listeners: Sequence[Callable[[dict[str, Any]], None]],
     callbacks: Sequence[Any],
+    explain_data: Any = _NO_EXPLAIN,
 ) -> Run:
     from dltoolkit.train.fit import fit
 
@@ -241,6 +260,9 @@ def _train_and_write(
     metrics, y_true, shown = test_metrics(predictor, d)
     notes = [*d.preprocessor.warnings_, *result.warnings()]  # the data's and the training's
     metrics["warnings"] = [*metrics.get("warnings", []), *notes]
+    explanation = None
+    if plots and explain_data is not _NO_EXPLAIN:
+        explanation = _explain(predictor, explain_data, metrics)
     seconds = time.perf_counter() - started
     files = _write_outputs(
         out,
@@ -252,6 +274,7 @@ def _train_and_write(
         shown,
         d.classes,
         plots,
+        explanation,
         {
             "seconds": round(seconds, 2),
             "best_epoch": result.best_epoch,
@@ -261,7 +284,20 @@ def _train_and_write(
         },
     )
     shutil.rmtree(out / ".work", ignore_errors=True)
-    return Run(spec, metrics, result.history, predictor, out, seconds, files)
+    return Run(spec, metrics, result.history, predictor, out, seconds, files, explanation=explanation)
+
+
+def _explain(predictor: Predictor, data: Any, metrics: dict[str, Any]) -> Any:
+    """``dltoolkit.explain`` of the trained predictor on the run's data; a DLToolkitError (a
+    model or source it cannot explain) becomes one of the report's warnings instead."""
+    from dltoolkit.errors import DLToolkitError
+    from dltoolkit.interpret import explain
+
+    try:
+        return explain(predictor, data)
+    except DLToolkitError as e:
+        metrics["warnings"] = [*metrics.get("warnings", []), f"No explanation in this report: {e}"]
+        return None
 
 
 def test_metrics(predictor: Predictor, data: Prepared) -> tuple[dict[str, Any], Any, Any]:
@@ -293,6 +329,7 @@ def _write_outputs(
     output: np.ndarray,
     classes: list[str] | None,
     plots: bool,
+    explanation: Any,
     info: dict[str, Any],
 ) -> dict[str, Path]:
     files = {"spec": spec.save(out / "spec.yaml"), "model": save_bundle(out / "model", predictor, info)}
@@ -303,6 +340,10 @@ def _write_outputs(
         from dltoolkit.evaluate import save_plots, write_report
 
         pictures = save_plots(out / "plots", spec.task.kind, history, y_true, output, classes)
+        explained: dict[str, Path] = {}
+        if explanation is not None:
+            explained = explanation.save(out / "explain")
+            files["explain"] = out / "explain"
         files["report"] = write_report(
             out,
             title=f"dltoolkit run: {spec.name}",
@@ -311,5 +352,7 @@ def _write_outputs(
             history=history,
             plots=pictures,
             extra=info,
+            explanation=explanation,
+            explanation_plots={name: path for name, path in explained.items() if path.suffix == ".png"},
         )
     return files

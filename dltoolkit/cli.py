@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dltoolkit.errors import DLToolkitError
+from dltoolkit.errors import DLToolkitError, SpecError, message
 
 if TYPE_CHECKING:
     from dltoolkit.api import Run
@@ -60,6 +60,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     result: Run | DistributedRun
     with signals_raise():
         if args.address or args.workers:
+            if args.explain:
+                raise SpecError(
+                    message(
+                        "--explain does not go with a data-parallel run",
+                        "--explain with --address/--workers",
+                        "--explain on a single-process run",
+                        "Drop --explain and run `dltoolkit explain OUT/model` once the run is written.",
+                    )
+                )
             from dltoolkit._extras import require
 
             require("tune", "dltoolkit run --address/--workers (Ray Train)")
@@ -77,9 +86,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                         out.rmdir()
                 raise
         else:
-            result = run(spec, out=args.out, progress=not args.quiet, overwrite=args.overwrite)
+            result = run(
+                spec, out=args.out, progress=not args.quiet, overwrite=args.overwrite, explain=args.explain
+            )
             out = result.out
     _print_metrics(result.metrics)
+    if getattr(result, "explanation", None) is not None:
+        print(f"explained: {out / 'explain'}/ (also in the report)")
     print(f"wrote {out}/ (report: {out / 'report.html'}, model: {out / 'model'})")
     tracked = getattr(result, "tracking", {})
     if tracked.get("mlflow_run_id"):
@@ -185,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace the contents of a non-empty --out")
     p.add_argument("--track", metavar="URI", help=TRACK_HELP)
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="also explain the model on its test split (as `dltoolkit explain`) into OUT/explain/ and report.html",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("recipes", help="list the bundled recipes")
     p.set_defaults(func=cmd_recipes)

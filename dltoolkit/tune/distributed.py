@@ -167,7 +167,9 @@ def _train_and_write(
         "workers": workers,
         "address": address,
     }
-    files = _write_outputs(out, spec, predictor, history, metrics, y_true, shown, d.classes, plots, info)
+    files = _write_outputs(
+        out, spec, predictor, history, metrics, y_true, shown, d.classes, plots, None, info
+    )
     shutil.rmtree(out / ".work", ignore_errors=True)
     return DistributedRun(spec, metrics, history, predictor, out, seconds, files, trained["workers"])
 

@@ -67,3 +67,38 @@ def test_dltoolkit_explain_is_the_function_even_once_the_package_is_imported():
     from dltoolkit.interpret._explain import explain
 
     assert dltoolkit.explain is explain and "explain" in dltoolkit.__all__
+
+
+def test_a_run_asked_to_explain_puts_the_explanation_in_its_own_report(planted, tmp_path):
+    import dltoolkit
+    from dltoolkit.api import run
+
+    bundle, frame = planted
+    spec = dltoolkit.load(bundle).spec
+    out = tmp_path / "run"
+    result = run(spec, frame, out=out, explain=True)
+    assert result.explanation is not None and result.explanation.importance.index[0] == "x0"
+    assert result.files["explain"] == out / "explain"
+    assert {"explanation.json", "importance.csv", "permutation_importance.png"} <= {
+        p.name for p in (out / "explain").iterdir()
+    }
+    report = (out / "report.html").read_text()
+    assert "Understand the model" in report and '<img src="explain/permutation_importance.png"' in report
+    assert "Test metrics" in report and "Training history" in report  # the run's own report, with it
+    plain = run(spec, frame, out=tmp_path / "plain")
+    assert plain.explanation is None and not (tmp_path / "plain" / "explain").exists()
+    assert "Understand the model" not in (tmp_path / "plain" / "report.html").read_text()
+
+
+def test_cli_run_explain_on_a_recipe_and_its_refusal_with_workers(tmp_path, capsys):
+    out = tmp_path / "wine"
+    assert main(["run", "wine", "--set", "train.epochs=2", "--quiet", "--explain", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"explained: {out / 'explain'}/" in printed
+    saved = json.loads((out / "explain" / "explanation.json").read_text())
+    assert saved["kind"] == "tabular" and len(saved["permutation_importance"]) == 13  # wine's columns
+    assert "Understand the model" in (out / "report.html").read_text()
+    args = ["run", "wine", "--workers", "2", "--explain", "--out", str(tmp_path / "ddp")]
+    assert main(args) == 2
+    assert "--explain does not go with a data-parallel run" in capsys.readouterr().err
+    assert not (tmp_path / "ddp").exists()
