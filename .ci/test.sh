@@ -15,6 +15,25 @@ fi
 .venv/bin/pip install -q -e ".[test]"                # test pulls dltoolkit[all,track]: every extra
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONWARNINGS=ignore
 
+# The two fresh venvs the checks after pytest use (the dependency floors', Binder's) are built now, in the
+# background, while the lint, type and docs checks run; pytest then runs alone (the Ray tests' start-up is
+# timing-sensitive on a loaded 2-core machine), and the floors and notebooks after it.
+prep=$(mktemp -d -t ci-prep-XXXXXX)
+BINDER_PHASE=prepare bash .ci/binder_check.sh "$prep/binder" >"$prep/binder.log" 2>&1 &
+binder_prep=$!
+FLOORS_PHASE=install FLOORS_VENV="$prep/floors/venv" FLOORS_TORCH=2.13.0 bash .ci/floors.sh >"$prep/floors.log" 2>&1 &
+floors_prep=$!
+trap 'kill "$binder_prep" "$floors_prep" 2>/dev/null || true' EXIT
+prepared() {  # prepared PID NAME LOG: wait for a background preparation; its log, and its failure
+  if wait "$1"; then
+    grep -v -e "is ignored: it is neither a file nor a directory" "$3" | tail -n 40
+  else
+    echo "preparing the $2 check failed:" >&2
+    tail -n 80 "$3" >&2
+    exit 1
+  fi
+}
+
 ruff check dltoolkit tests benchmarks notebooks docs
 ruff format --check dltoolkit tests benchmarks notebooks docs
 mypy  # the type checker over dltoolkit/ ([tool.mypy] in pyproject.toml)
@@ -24,8 +43,12 @@ NO_MKDOCS_2_WARNING=1 mkdocs build --strict --quiet -d "$(mktemp -d)/site"
 pytest -q -p no:cacheprovider --doctest-modules dltoolkit
 # tests/notebooks executes every notebook in smoke mode in this venv; the Binder check below executes them all
 # again in smoke mode in a fresh venv built from binder/ (with their peak memory), so CI runs them once, there.
+prepared "$binder_prep" Binder "$prep/binder.log"
+prepared "$floors_prep" floors "$prep/floors.log"
 pytest -q -p no:cacheprovider --timeout=900 --durations=15 --ignore=tests/notebooks "$@"
 # the dependency floors hold (a fresh venv at every lower bound but torch's, which would be a CUDA build):
-# a run, an ONNX export, a sweep on each engine, the canary tests of the private hooks
-FLOORS_VENV="$(mktemp -d -t floors-XXXXXX)/venv" FLOORS_TORCH=2.13.0 bash .ci/floors.sh
-bash .ci/binder_check.sh   # binder/ validated without Docker: fresh venv, postBuild, notebooks < 2 GB, repo2docker --no-build
+# a run, an ONNX export, a sweep on each engine, the canary tests of the private hooks, MLflow, Captum
+FLOORS_PHASE=check FLOORS_VENV="$prep/floors/venv" FLOORS_TORCH=2.13.0 bash .ci/floors.sh
+# binder/ validated without Docker: fresh venv, postBuild, notebooks < 2 GB, repo2docker --no-build
+BINDER_PHASE=check bash .ci/binder_check.sh "$prep/binder"
+rm -rf "$prep"
