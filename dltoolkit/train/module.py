@@ -27,6 +27,7 @@ from pytorch_lightning.plugins.precision import Precision
 from pytorch_lightning.strategies import SingleDeviceStrategy
 from pytorch_lightning.utilities.model_helpers import is_overridden
 
+from dltoolkit._hooks import lean_step
 from dltoolkit.errors import TrainingError
 from dltoolkit.evaluate.metrics import classification_scores, regression_scores
 from dltoolkit.spec import Spec
@@ -141,22 +142,26 @@ class TaskModule(pl.LightningModule):
         schedules = self.lr_schedulers()
         self._schedule = schedules[0] if isinstance(schedules, list) else schedules
         self._interval = self._schedule_interval
-        self._plain_backward = self._backward_is_plain()
+        self._lean = lean_step(optimizer) if self._dispatch_does_nothing() else None
 
-    def _backward_is_plain(self) -> bool:
-        """Whether ``manual_backward`` would only call ``loss.backward()``: 32-bit precision on one
-        device (no gradient scaling, no DDP reducer) and no callback or module hook around the
-        backward pass. Lightning's hook dispatch then costs about a tenth of a small model's step
-        for nothing, so the step calls ``loss.backward()`` itself; any of those present, it goes
-        through ``manual_backward`` as Lightning's manual optimisation asks."""
+    def _dispatch_does_nothing(self) -> bool:
+        """Whether ``manual_backward`` and ``LightningOptimizer.step()`` would only call
+        ``loss.backward()`` and ``optimizer.step()`` (plus this module's gradient clipping): 32-bit
+        precision on one device (no gradient scaling, no DDP reducer) and no callback or module hook
+        around the backward pass or the optimizer step. Lightning's dispatch then costs about a
+        tenth of a small model's step for nothing, so the step does those calls itself (counted in
+        ``trainer.global_step`` all the same: :func:`dltoolkit._hooks.lean_step`); otherwise it goes
+        through ``manual_backward`` and ``optimizer.step()`` as Lightning's manual optimisation asks."""
         trainer = self.trainer
-        hooks = ("on_before_backward", "on_after_backward")
+        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad")
         callbacks: list[pl.Callback] = trainer.callbacks  # type: ignore[attr-defined]  # set by Lightning's connector
+        own = ("on_before_backward", "on_after_backward", "backward", "optimizer_step", "on_before_zero_grad")
         return (
             type(trainer.precision_plugin) is Precision
             and type(trainer.strategy) is SingleDeviceStrategy
             and not any(is_overridden(h, cb, pl.Callback) for cb in callbacks for h in hooks)
-            and not any(is_overridden(h, self, pl.LightningModule) for h in (*hooks, "backward"))
+            and not any(is_overridden(h, self, pl.LightningModule) for h in own)
+            and type(self).on_before_optimizer_step is TaskModule.on_before_optimizer_step  # _clip only
         )
 
     def on_train_epoch_start(self) -> None:
@@ -191,14 +196,15 @@ class TaskModule(pl.LightningModule):
                 f"{step + 1} of the epoch. Lower train.optimizer.lr, set train.grad_clip, "
                 "or check the inputs for extreme values."
             )
-        # through the strategy and precision plugin (gradient scaling for 16-mixed, DDP's reducer
-        # armed for this backward in data-parallel training, the backward hooks) unless none of
-        # that applies (see _backward_is_plain)
-        if self._plain_backward:
+        if self._lean is not None:  # nothing for Lightning's dispatch to do (see _dispatch_does_nothing)
             loss.backward()
+            self._clip(opt)
+            self._lean()
         else:
+            # through the strategy and precision plugin: gradient scaling for 16-mixed, DDP's
+            # reducer armed for this backward in data-parallel training, the hooks
             self.manual_backward(loss)
-        opt.step()  # clipping happens in on_before_optimizer_step (after AMP unscales)
+            opt.step()  # clipping happens in on_before_optimizer_step (after AMP unscales)
         if self._schedule is not None and self._interval == "step":
             self._schedule.step()
         sums = self._epoch
@@ -211,6 +217,9 @@ class TaskModule(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         # Lightning calls this inside opt.step(), after mixed precision has unscaled the gradients
         # (manual optimisation: the Trainer's own gradient_clip_val does not apply)
+        self._clip(optimizer)
+
+    def _clip(self, optimizer) -> None:
         if self.spec.train.grad_clip:
             self.clip_gradients(
                 optimizer, gradient_clip_val=self.spec.train.grad_clip, gradient_clip_algorithm="norm"

@@ -73,3 +73,39 @@ def test_a_missing_hook_logs_a_warning_once_and_falls_back(caplog, monkeypatch):
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 1
     assert "epoch_progress" in messages[0] and "from 0" in messages[0]
+
+
+def test_lightning_optimizer_still_counts_a_step_through_its_before_and_after_callables():
+    # dltoolkit._hooks.lean_step: TaskModule's 32-bit single-device steps rely on it for global_step
+    import torch
+    from pytorch_lightning import LightningModule
+
+    counted: list[int] = []
+
+    class Manual(LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.layer = torch.nn.Linear(2, 1)
+
+        def on_train_start(self):
+            self.step = _hooks.lean_step(self.optimizers())
+
+        def training_step(self, batch, batch_idx):
+            assert self.step is not None, (
+                "LightningOptimizer._on_before_step/_on_after_step/_optimizer are gone"
+            )
+            before = self.layer.weight.detach().clone()
+            self.layer(batch[0]).sum().backward()
+            self.step()
+            assert not torch.equal(before, self.layer.weight), "the lean step did not step the optimizer"
+            counted.append(self.trainer.global_step)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(3, 2)), batch_size=1)
+    _trainer(max_epochs=1).fit(Manual(), data)
+    assert counted == [1, 2, 3], (
+        "LightningOptimizer's _on_before_step/_on_after_step no longer count global_step"
+    )

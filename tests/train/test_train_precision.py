@@ -103,6 +103,29 @@ def test_backward_hooks_run_once_per_optimizer_step_when_a_callback_has_them(che
     assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
 
 
+def test_a_32_bit_step_without_hooks_counts_every_step_and_checkpoints_the_best_epoch(checked, tmp_path):
+    # the lean step (no hook to dispatch to): global_step must still count every optimizer step, or
+    # ModelCheckpoint (which skips saving when global_step has not moved) keeps the first epoch only
+    seen: dict[str, object] = {}
+
+    class Watch(Callback):  # no step or backward hook: the lean path stays on
+        def on_train_end(self, trainer, module):
+            seen["global_step"] = trainer.global_step
+            seen["lean"] = module._lean is not None
+
+    spec = checked.spec.with_values({"train.grad_clip": 0.5})
+    result = fit(spec, checked.graph, checked.data, tmp_path, extra_callbacks=[Watch()])
+    steps = result.epochs * -(-len(checked.data.X_train) // spec.train.batch_size)
+    assert seen == {"global_step": steps, "lean": True}
+    best = int(
+        result.history[result.monitor].idxmax()
+        if "acc" in result.monitor
+        else result.history[result.monitor].idxmin()
+    )
+    assert result.best_epoch == best + 1 > 1  # the checkpoint followed the best epoch past the first
+    assert result.best_score == pytest.approx(float(result.history[result.monitor].iloc[best]))
+
+
 def test_the_history_has_every_metric_while_lightning_logs_only_what_its_callbacks_read(checked, tmp_path):
     seen: list[set[str]] = []
 
