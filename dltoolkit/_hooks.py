@@ -1,6 +1,6 @@
 """The private library internals dltoolkit relies on, in one place, each with a fallback that warns.
 
-Lightning offers no public API for two things dltoolkit needs:
+Lightning offers no public API for three things dltoolkit needs:
 
 - ``set_epoch(trainer, epoch)``: the epoch counters of ``fit_loop.epoch_progress``, so that a resumed
   or PBT-exploited trial continues its epoch count instead of starting again at 0.
