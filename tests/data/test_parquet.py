@@ -277,3 +277,41 @@ def test_a_column_empty_in_the_first_row_group_gets_its_kind_from_later_rows(tmp
         == loaded.preprocessor.columns_[-1]["kind"]
         == "categorical"
     )
+
+
+def _dated(n: int = 2000, seed: int = 1, timestamps: bool = False) -> pd.DataFrame:
+    """``_table`` plus a date column over six years (a time of day on some rows, gaps on others)."""
+    rng = np.random.default_rng(seed)
+    frame = _table(n, seed)
+    seconds = rng.integers(0, 6 * 365 * 86_400, n) // 3600 * 3600  # whole hours...
+    midnight = rng.random(n) < 0.5
+    seconds[midnight] = seconds[midnight] // 86_400 * 86_400  # ...and midnight on about half the rows
+    when = pd.Timestamp("2019-01-01") + pd.to_timedelta(seconds, unit="s")
+    dated = pd.Series(when, name="when")
+    dated[rng.random(n) < 0.08] = pd.NaT
+    frame.insert(2, "when", dated if timestamps else dated.dt.strftime("%Y-%m-%d %H:%M:%S"))
+    return frame
+
+
+@pytest.mark.parametrize("timestamps", [False, True], ids=["date-strings", "parquet-timestamps"])
+@pytest.mark.parametrize(("impute", "scale"), [("median", "standard"), ("mean", "minmax")])
+def test_a_date_column_streams_to_the_in_memory_fit(tmp_path, timestamps, impute, scale):
+    table = _dated(timestamps=timestamps)
+    folder = _write_shards(table, tmp_path / "dated", shards=4, row_group=200)
+    spec = _spec(folder, preprocess={"impute": impute, "scale": scale})
+    streamed, loaded = prepare(spec), prepare_frame(spec, table)
+    assert isinstance(streamed.X_train, TableRows)
+    got, want = streamed.preprocessor.to_state(), loaded.preprocessor.to_state()
+    assert got["output_names"] == want["output_names"] and any(
+        n.startswith("when.") for n in got["output_names"]
+    )
+    (mine,) = [c for c in got["columns"] if c["name"] == "when"]
+    (theirs,) = [c for c in want["columns"] if c["name"] == "when"]
+    assert mine["kind"] == theirs["kind"] == "date"
+    assert {k: mine[k] for k in ("format", "fill", "time")} == {
+        k: theirs[k] for k in ("format", "fill", "time")
+    }
+    assert mine["scale"] == pytest.approx(theirs["scale"], rel=1e-12)
+    assert mine["offset"] == pytest.approx(theirs["offset"], rel=1e-12, abs=1e-12)
+    x = torch.cat([x for x, _ in streamed.X_test.loader(10_000, workers=0)])
+    assert torch.allclose(x, loaded.X_test, rtol=1e-5, atol=1e-6)  # the calendar features too

@@ -12,7 +12,8 @@ to rounding), holding one read unit at a time:
   the number of distinct values, not with the rows).
 
 The column kinds are read from the first unit (Parquet and CSV columns have one type in every
-shard; a column without a value there is judged on the first unit that has one). Date and text columns are not streamed yet: an error says to raise ``data.in_memory_mb``.
+shard; a column without a value there is judged on the first unit that has one). Date columns are
+streamed too (:class:`_Date`); a text column is not yet: an error says to raise ``data.in_memory_mb``.
 
 Example:
     >>> pre = fit_streaming(spec, files, features, train_positions)   # doctest: +SKIP
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from dltoolkit.data._columns import MANY_CATEGORIES, MIN_ROWS, column_kinds, to_numeric
-from dltoolkit.data.preprocess import Preprocessor, _as_strings, _output_names
+from dltoolkit.data.preprocess import Column, Preprocessor, _as_strings, _output_names
 from dltoolkit.data.tables.source import TableFiles
 from dltoolkit.errors import DataError, DataWarning, message
 from dltoolkit.spec import ColumnSpec, Spec
@@ -51,29 +52,35 @@ def fit_streaming(spec: Spec, files: TableFiles, features: list[str], train: np.
     """A fitted Preprocessor equal to ``Preprocessor.from_spec(spec).fit(table.iloc[train])``.
 
     Raises:
-        DataError: a text or date column (not streamed yet), a column without values in the
+        DataError: a text column (not streamed yet), a column without values in the
             training rows, or a non-numeric value in a numeric column.
     """
     pre = Preprocessor.from_spec(spec)
     if spec.preprocess.text is not None:
         _not_streamed("preprocess.text (a text column)", spec)
     kinds = _kinds(files, features, pre)
-    dates = [c for c, k in kinds.items() if k == "date"]
-    if dates:
-        _not_streamed(f"date column(s) {dates}", spec)
-    stats = {c: (_Numeric(pre._column(c)) if k == "numeric" else _Categorical()) for c, k in kinds.items()}
+    stats: dict[str, _Numeric | _Categorical | _Date] = {}
+    for name, kind in kinds.items():
+        if kind == "numeric":
+            stats[name] = _Numeric(pre._column(name))
+        elif kind == "date":
+            stats[name] = _Date(pre._column(name), _date_format(files, name))
+        else:
+            stats[name] = _Categorical()
     for frame in train_frames(files, features, train):
         for name, stat in stats.items():
             stat.add(frame[name], name)
-    medians = {c: s.select for c, s in stats.items() if isinstance(s, _Numeric) and s.select is not None}
-    for select in medians.values():
-        select.next_pass()
-    while any(not select.done for select in medians.values()):
+    medians = {
+        c: s for c, s in stats.items() if isinstance(s, _Numeric | _Date) and s.select is not None
+    }  # the columns whose fill is an order statistic: more passes until each is found
+    for stat in medians.values():
+        stat.next_pass()
+    while any(not stat.done for stat in medians.values()):
         for frame in train_frames(files, list(medians), train):
-            for name, select in medians.items():
-                select.add(to_numeric(frame[name], name))
-        for select in medians.values():
-            select.next_pass()
+            for name, stat in medians.items():
+                stat.select_add(frame[name], name)
+        for stat in medians.values():
+            stat.next_pass()
     plans = [stats[c].plan(c, pre) for c in kinds]
     state = {
         "version": 1,
@@ -165,6 +172,19 @@ class _Numeric:
         if self.select is not None:
             self.select.add(present)
 
+    @property
+    def done(self) -> bool:
+        return self.select is None or self.select.done
+
+    def next_pass(self) -> None:
+        if self.select is not None:
+            self.select.next_pass()
+
+    def select_add(self, series: pd.Series, name: str) -> None:
+        """A later pass of the median's selection over the column's training values."""
+        if self.select is not None:
+            self.select.add(to_numeric(series, name))
+
     def plan(self, name: str, pre: Preprocessor) -> dict[str, Any]:
         if self.n == 0:
             raise _no_values(name, "number")
@@ -246,6 +266,85 @@ class _Categorical:
                 f"each): most are too rare to learn from. {fix}, or group its rare values."
             )
         return None
+
+
+class _Date:
+    """What the in-memory fit of a date column needs (:func:`dltoolkit.data._dates.fit_date`): the
+    years' moments and range (their scaling), whether any has a time of day, and the lower median
+    date (the fill), selected exactly over the passes as a numeric median is (as float64 nanoseconds
+    since 1970: exact for whole-second timestamps until the year 2116, within 128 ns otherwise)."""
+
+    def __init__(self, column: Column, fmt: str) -> None:
+        self.column, self.format = column, fmt
+        self.years = _Numeric(Column(scale=column.scale, impute="none"))  # moments and range only
+        self.time = False
+        self.select = None if column.impute == "none" else _Median()
+
+    def _present(self, series: pd.Series, name: str) -> pd.Series:
+        from dltoolkit.data._dates import parse
+
+        return parse(series, name, self.format).dropna()
+
+    @staticmethod
+    def _nanoseconds(present: pd.Series) -> np.ndarray:
+        return present.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
+
+    def add(self, series: pd.Series, name: str) -> None:
+        present = self._present(series, name)
+        if len(present) == 0:
+            return
+        self.time = self.time or bool(((present - present.dt.normalize()).dt.total_seconds() > 0).any())
+        self.years.add(pd.Series(present.dt.year.to_numpy(dtype=np.float64)), name)
+        if self.select is not None:
+            self.select.add(self._nanoseconds(present))
+
+    @property
+    def done(self) -> bool:
+        return self.select is None or self.select.done
+
+    def next_pass(self) -> None:
+        if self.select is not None:
+            self.select.next_pass()
+
+    def select_add(self, series: pd.Series, name: str) -> None:
+        if self.select is not None:
+            self.select.add(self._nanoseconds(self._present(series, name)))
+
+    def plan(self, name: str, pre: Preprocessor) -> dict[str, Any]:
+        years = self.years
+        if years.n == 0:
+            raise DataError(
+                message(
+                    f"Column {name!r} has no dates in the training rows",
+                    "all missing",
+                    "at least one date",
+                    "Leave the column out with data.exclude.",
+                )
+            )
+        fill = None
+        if self.select is not None:
+            lower = targets_of(self.select.targets)[0].value  # the lower median, as the in-memory fit takes
+            assert lower is not None, "the passes ran until the selection was done"
+            fill = pd.Timestamp(int(lower)).isoformat()
+        std = float(np.sqrt(years.m2 / years.n))
+        scale, offset = _scaling(self.column.scale, years.mean, std, years.low, years.high)
+        return {"name": name, "kind": "date", "format": self.format or None, "fill": fill,
+                "time": self.time, "scale": scale, "offset": offset}  # fmt: skip
+
+    def warning(self, name: str, rows: int) -> str | None:
+        return None
+
+
+def _date_format(files: TableFiles, name: str) -> str:
+    """The column's date format, guessed as the in-memory fit guesses it (from its first values,
+    here those of the first unit that has any)."""
+    from dltoolkit.data._dates import date_format
+
+    for unit in range(len(files.units)):
+        values = files.read_unit(unit, [name])[name]
+        if values.notna().any():
+            return date_format(values) or ""
+    return ""
 
 
 # ---------------------------------------------------------------------- exact streaming median
