@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -93,18 +94,24 @@ class Preprocessor:
         return self
 
     def _fit_text(self, X: pd.DataFrame, text: TextSpec) -> None:
-        column = text.column
-        check_names([str(c) for c in X.columns], [column], "preprocess.text.column")
-        self.feature_columns_ = [column]
+        check_names([str(c) for c in X.columns], [text.column], "preprocess.text.column")
+        self.fit_texts(X[text.column])
+
+    def fit_texts(self, texts: Iterable[object]) -> Self:
+        """Fit ``preprocess.text`` (the vocabulary or the subword tokenizer) on the training texts,
+        read once in order: a generator streams them (a table read unit by unit)."""
+        text = self._text_config()
+        self.feature_columns_ = [text.column]
         self.columns_: list[dict[str, Any]] = []
         self.tokenizer_: dict[str, Any] | None = None
         if _text.is_subword(text):
-            self.tokenizer_ = _text.train_subword(X[column], text)
+            self.tokenizer_ = _text.train_subword(texts, text)
             self.vocab_: list[str] | None = _text.subword_vocab(self.tokenizer_)
         else:
-            self.vocab_ = _text.build_vocab(X[column], text)
+            self.vocab_ = _text.build_vocab(texts, text)
         self.output_names_ = [f"token{i}" for i in range(text.max_len)]
         self.warnings_: list[str] = []
+        return self
 
     def _fit_tabular(self, X: pd.DataFrame) -> None:
         kinds = column_kinds(X, self.config, self.categorical)

@@ -70,11 +70,16 @@ def is_subword(config: TextSpec) -> bool:
 
 
 def _texts(texts: Iterable[object]) -> list[str]:
-    return ["" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
+    return [_text(t) for t in texts]
+
+
+def _text(t: object) -> str:
+    return "" if t is None or (isinstance(t, float) and np.isnan(t)) else str(t)
 
 
 def train_subword(texts: Iterable[object], config: TextSpec) -> dict:
-    """A BPE tokenizer trained on ``texts`` (the training rows), as its JSON object.
+    """A BPE tokenizer trained on ``texts`` (the training rows, read once in order: a generator
+    streams them), as its JSON object.
 
     ``<pad>`` is id 0 and ``<unk>`` id 1, as in the word vocabulary; text is NFKC-normalised (and
     lowercased with ``lowercase``) and split on whitespace and punctuation before the subword model.
@@ -93,8 +98,7 @@ def train_subword(texts: Iterable[object], config: TextSpec) -> dict:
     steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if config.lowercase else [])
     tokenizer.normalizer = normalizers.Sequence(steps)
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    rows = _texts(texts)
-    tokenizer.train_from_iterator(rows, trainer=trainer, length=len(rows))
+    tokenizer.train_from_iterator((_text(t) for t in texts), trainer=trainer)
     return json.loads(tokenizer.to_str())
 
 

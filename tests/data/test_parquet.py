@@ -315,3 +315,32 @@ def test_a_date_column_streams_to_the_in_memory_fit(tmp_path, timestamps, impute
     assert mine["offset"] == pytest.approx(theirs["offset"], rel=1e-12, abs=1e-12)
     x = torch.cat([x for x, _ in streamed.X_test.loader(10_000, workers=0)])
     assert torch.allclose(x, loaded.X_test, rtol=1e-5, atol=1e-6)  # the calendar features too
+
+
+def _reviews(n: int = 1500, seed: int = 2) -> pd.DataFrame:
+    """Short generated reviews (a few with no text) and their label."""
+    rng = np.random.default_rng(seed)
+    good, bad = ["great", "lovely", "superb", "works"], ["broken", "awful", "refund", "slow"]
+    filler = ["the", "item", "arrived", "today", "and", "it", "is", "quite", "unbelievably", "packaging"]
+    label = rng.integers(0, 2, n)
+    texts = [
+        " ".join(rng.choice(filler, 6).tolist() + rng.choice(good if y else bad, 2).tolist()) for y in label
+    ]
+    frame = pd.DataFrame({"review": texts, "target": label})
+    frame.loc[rng.random(n) < 0.03, "review"] = None
+    return frame
+
+
+@pytest.mark.parametrize("tokenizer", ["word", "bpe"])
+def test_a_text_column_streams_to_the_in_memory_vocabulary(tmp_path, tokenizer):
+    table = _reviews()
+    folder = _write_shards(table, tmp_path / "reviews", shards=3, row_group=200)
+    text = {"column": "review", "tokenizer": tokenizer, "vocab_size": 60, "max_len": 12}
+    spec = _spec(folder, preprocess={"text": text}).with_values({"task.kind": "binary"})
+    streamed, loaded = prepare(spec), prepare_frame(spec, table)
+    assert isinstance(streamed.X_train, TableRows)
+    got, want = streamed.preprocessor.to_state(), loaded.preprocessor.to_state()
+    assert got["vocab"] == want["vocab"] and len(got["vocab"]) > 10
+    assert got.get("tokenizer") == want.get("tokenizer")  # the same BPE merges (None for words)
+    x = torch.cat([x for x, _ in streamed.X_test.loader(10_000, workers=0)])
+    assert x.dtype == torch.int64 and torch.equal(x, loaded.X_test)

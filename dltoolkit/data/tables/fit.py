@@ -13,7 +13,8 @@ to rounding), holding one read unit at a time:
 
 The column kinds are read from the first unit (Parquet and CSV columns have one type in every
 shard; a column without a value there is judged on the first unit that has one). Date columns are
-streamed too (:class:`_Date`); a text column is not yet: an error says to raise ``data.in_memory_mb``.
+streamed too (:class:`_Date`), and a text column's vocabulary or BPE tokenizer is trained on the texts
+as they stream.
 
 Example:
     >>> pre = fit_streaming(spec, files, features, train_positions)   # doctest: +SKIP
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dltoolkit.data._columns import MANY_CATEGORIES, MIN_ROWS, column_kinds, to_numeric
+from dltoolkit.data._columns import MANY_CATEGORIES, MIN_ROWS, check_names, column_kinds, to_numeric
 from dltoolkit.data.preprocess import Column, Preprocessor, _as_strings, _output_names
 from dltoolkit.data.tables.source import TableFiles
 from dltoolkit.errors import DataError, DataWarning, message
@@ -52,12 +53,16 @@ def fit_streaming(spec: Spec, files: TableFiles, features: list[str], train: np.
     """A fitted Preprocessor equal to ``Preprocessor.from_spec(spec).fit(table.iloc[train])``.
 
     Raises:
-        DataError: a text column (not streamed yet), a column without values in the
+        DataError: a column without values in the
             training rows, or a non-numeric value in a numeric column.
     """
     pre = Preprocessor.from_spec(spec)
-    if spec.preprocess.text is not None:
-        _not_streamed("preprocess.text (a text column)", spec)
+    text = spec.preprocess.text
+    if text is not None:  # the vocabulary's counts or the BPE trainer's, over the texts as they stream
+        check_names(features, [text.column], "preprocess.text.column")
+        texts = (t for frame in train_frames(files, [text.column], train) for t in frame[text.column])
+        pre.fit_texts(texts)._check_shape()
+        return pre
     kinds = _kinds(files, features, pre)
     stats: dict[str, _Numeric | _Categorical | _Date] = {}
     for name, kind in kinds.items():
@@ -95,8 +100,8 @@ def fit_streaming(spec: Spec, files: TableFiles, features: list[str], train: np.
     fitted.config = pre.config
     fitted.output_names_ = [name for plan in plans for name in _output_names(plan)]
     fitted.warnings_ = [w for c in kinds if (w := stats[c].warning(c, len(train)))]
-    for text in fitted.warnings_:
-        warnings.warn(text, DataWarning, stacklevel=3)
+    for warning in fitted.warnings_:
+        warnings.warn(warning, DataWarning, stacklevel=3)
     fitted._check_shape()
     return fitted
 
@@ -116,17 +121,6 @@ def _kinds(files: TableFiles, features: list[str], pre: Preprocessor) -> dict[st
             kinds[name] = _kind(frame[name], name, pre.config, pre.categorical or [])
             empty.remove(name)
     return kinds
-
-
-def _not_streamed(what: str, spec: Spec) -> None:
-    raise DataError(
-        message(
-            f"A streamed table cannot have {what} yet",
-            f"a table over data.in_memory_mb={spec.data.in_memory_mb}",
-            "numeric and categorical columns when the table is streamed",
-            "Raise data.in_memory_mb to load the table at once, or leave the column out (data.exclude).",
-        )
-    )
 
 
 def _no_values(name: str, what: str) -> DataError:
