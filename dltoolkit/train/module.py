@@ -177,25 +177,38 @@ class TaskModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> None:
         # One Lightning step carries ``train.steps_per_execution`` mini-batches (as in Keras):
         # each one below is a full optimizer step; Lightning's per-step hooks run once per chunk.
+        # The losses are read (one sync) and the correct predictions counted once per chunk.
         x, y = batch
         size = self.spec.train.batch_size
-        for i, (xb, yb) in enumerate(zip(x.split(size), y.split(size), strict=True)):
-            self._optimizer_step(xb, yb, batch_idx * self.spec.train.steps_per_execution + i)
+        outs, losses = [], []
+        for xb, yb in zip(x.split(size), y.split(size), strict=True):
+            out, loss = self._optimizer_step(xb, yb)
+            outs.append(out.detach())
+            losses.append(loss.detach())
+        values = torch.stack(losses).tolist()
+        first = batch_idx * self.spec.train.steps_per_execution
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"The training loss became {value} at epoch {self.current_epoch + 1}, step "
+                    f"{first + i + 1} of the epoch. Lower train.optimizer.lr, set train.grad_clip, "
+                    "or check the inputs for extreme values."
+                )
+        sums = self._epoch
+        sums.loss += sum(value * len(o) for value, o in zip(values, outs, strict=True))
+        if self.kind != "regression":
+            with torch.no_grad():
+                sums.correct += (self._classes(torch.cat(outs)) == y).sum()  # stays on the device
+        sums.seen += len(y)
 
-    def _optimizer_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+    def _optimizer_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on one mini-batch: (its outputs, its loss)."""
         if self.augment is not None:
             x = self.augment(x)
         opt = self._optimizer
         opt.zero_grad(set_to_none=True)
         out = self.model(x)
         loss = self.loss(out, y)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingError(
-                f"The training loss became {value} at epoch {self.current_epoch + 1}, step "
-                f"{step + 1} of the epoch. Lower train.optimizer.lr, set train.grad_clip, "
-                "or check the inputs for extreme values."
-            )
         if self._lean is not None:  # nothing for Lightning's dispatch to do (see _dispatch_does_nothing)
             loss.backward()
             self._clip(opt)
@@ -207,12 +220,7 @@ class TaskModule(pl.LightningModule):
             opt.step()  # clipping happens in on_before_optimizer_step (after AMP unscales)
         if self._schedule is not None and self._interval == "step":
             self._schedule.step()
-        sums = self._epoch
-        sums.loss += value * len(y)
-        if self.kind != "regression":
-            with torch.no_grad():
-                sums.correct += (self._classes(out) == y).sum()  # stays on the device: no sync
-        sums.seen += len(y)
+        return out, loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # Lightning calls this inside opt.step(), after mixed precision has unscaled the gradients
