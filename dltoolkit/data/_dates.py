@@ -99,20 +99,25 @@ def fit_date(series: pd.Series, name: str, fmt: str, scale: str, impute: str) ->
     when = parse(series, name, fmt)
     present = when.dropna()
     if len(present) == 0:
-        raise DataError(
-            message(
-                f"Column {name!r} has no dates in the training rows",
-                "all missing",
-                "at least one date",
-                "Leave the column out with data.exclude.",
-            )
-        )
+        raise no_dates(name)
     fill = None if impute == "none" else present.sort_values().iloc[(len(present) - 1) // 2].isoformat()
     seconds = (present - present.dt.normalize()).dt.total_seconds()
     years = present.dt.year.to_numpy(dtype=np.float64)
     factor, offset = _scaling(years, scale)
     return {"name": name, "kind": "date", "format": fmt or None, "fill": fill,
             "time": bool((seconds > 0).any()), "scale": factor, "offset": offset}  # fmt: skip
+
+
+def no_dates(name: str) -> DataError:
+    """The error for a date column without a date in the training rows."""
+    return DataError(
+        message(
+            f"Column {name!r} has no dates in the training rows",
+            "all missing",
+            "at least one date",
+            "Leave the column out with data.exclude.",
+        )
+    )
 
 
 def date_names(plan: dict[str, Any]) -> list[str]:

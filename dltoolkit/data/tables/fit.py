@@ -76,7 +76,7 @@ def fit_streaming(spec: Spec, files: TableFiles, features: list[str], train: np.
         for name, stat in stats.items():
             stat.add(frame[name], name)
     medians = {
-        c: s for c, s in stats.items() if isinstance(s, _Numeric | _Date) and s.select is not None
+        c: s for c, s in stats.items() if isinstance(s, _Selecting) and s.select is not None
     }  # the columns whose fill is an order statistic: more passes until each is found
     for stat in medians.values():
         stat.next_pass()
@@ -134,7 +134,26 @@ def _no_values(name: str, what: str) -> DataError:
     )
 
 
-class _Numeric:
+class _Selecting:
+    """A column statistic whose fill is an order statistic (``select``, None when it is not): the
+    passes after the first feed ``select_add`` until the selection is ``done``."""
+
+    select: _Median | None
+
+    @property
+    def done(self) -> bool:
+        return self.select is None or self.select.done
+
+    def next_pass(self) -> None:
+        if self.select is not None:
+            self.select.next_pass()
+
+    def select_add(self, series: pd.Series, name: str) -> None:
+        """A later pass of the selection over the column's training values."""
+        raise NotImplementedError
+
+
+class _Numeric(_Selecting):
     """Moments, range, counts and (for a median fill) the radix selection of one numeric column."""
 
     def __init__(self, column) -> None:
@@ -166,16 +185,7 @@ class _Numeric:
         if self.select is not None:
             self.select.add(present)
 
-    @property
-    def done(self) -> bool:
-        return self.select is None or self.select.done
-
-    def next_pass(self) -> None:
-        if self.select is not None:
-            self.select.next_pass()
-
     def select_add(self, series: pd.Series, name: str) -> None:
-        """A later pass of the median's selection over the column's training values."""
         if self.select is not None:
             self.select.add(to_numeric(series, name))
 
@@ -262,7 +272,7 @@ class _Categorical:
         return None
 
 
-class _Date:
+class _Date(_Selecting):
     """What the in-memory fit of a date column needs (:func:`dltoolkit.data._dates.fit_date`): the
     years' moments and range (their scaling), whether any has a time of day, and the lower median
     date (the fill), selected exactly over the passes as a numeric median is (as float64 nanoseconds
@@ -292,29 +302,16 @@ class _Date:
         if self.select is not None:
             self.select.add(self._nanoseconds(present))
 
-    @property
-    def done(self) -> bool:
-        return self.select is None or self.select.done
-
-    def next_pass(self) -> None:
-        if self.select is not None:
-            self.select.next_pass()
-
     def select_add(self, series: pd.Series, name: str) -> None:
         if self.select is not None:
             self.select.add(self._nanoseconds(self._present(series, name)))
 
     def plan(self, name: str, pre: Preprocessor) -> dict[str, Any]:
+        from dltoolkit.data._dates import no_dates
+
         years = self.years
         if years.n == 0:
-            raise DataError(
-                message(
-                    f"Column {name!r} has no dates in the training rows",
-                    "all missing",
-                    "at least one date",
-                    "Leave the column out with data.exclude.",
-                )
-            )
+            raise no_dates(name)
         fill = None
         if self.select is not None:
             lower = targets_of(self.select.targets)[0].value  # the lower median, as the in-memory fit takes
