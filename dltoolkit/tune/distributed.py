@@ -4,7 +4,8 @@ The driver checks the spec and prepares the data (as ``run`` does) and starts a 
 with ``workers`` workers of one CPU each. In-memory splits go into Ray's object store once and each
 worker slices its shard; streamed splits (a Parquet/CSV table over ``data.in_memory_mb``, an image
 source streamed from its files) are read with Ray Data on the cluster (:mod:`dltoolkit.tune.ray_data`)
-and Ray Train streams each worker its shard, so the driver never loads the training split. Every
+and Ray Train streams each worker its shard of the training rows, so the driver never loads the
+training split (each worker reads the whole validation split from the files itself). Every
 worker builds the same model from the spec, trains on its shard of the training split, and the
 gradients are averaged across workers by DDP's reducer at every optimizer step. Rank 0 reports
 each epoch's metrics to Ray Train and returns the best weights; the driver then evaluates them on
@@ -269,11 +270,10 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
         from dltoolkit.tune.ray_data import split_dataset
 
         tensors = None
-        datasets = {
-            "train": split_dataset(d.X_train, seed=checked.spec.train.seed, concurrency=2 * workers),
-            "val": split_dataset(d.X_val, concurrency=2 * workers),
-        }
-        streamed = {"train": len(d.X_train), "val": len(d.X_val)}
+        datasets = {"train": split_dataset(d.X_train, seed=checked.spec.train.seed, concurrency=2 * workers)}
+        # every worker validates on the whole validation split, read from the files in its own
+        # process (a Ray Data execution per worker and epoch costs more than the reading itself)
+        streamed = {"train": len(d.X_train), "val": d.X_val}
     config = {
         "spec": checked.spec.to_yaml(),
         "preprocessor": d.preprocessor.to_state(),
@@ -293,7 +293,7 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
         ),
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
         datasets=datasets or None,
-        # one shard of the training rows per worker; every worker validates on the whole split
+        # one shard of the training rows per worker
         dataset_config=DataConfig(datasets_to_split=["train"]) if datasets else None,
         run_config=RunConfig(
             name=f"{checked.spec.name}-ddp",
@@ -442,14 +442,13 @@ def _worker_batches(spec: Spec, config: dict[str, Any], rank: int, world: int) -
         train = TensorBatches(x, y, chunk, shuffle=True, seed=spec.train.seed)
         val = TensorBatches(tensors["x_val"], tensors["y_val"], max(1, len(tensors["x_val"])))
         return train, val, len(x)
-    from dltoolkit.tune.ray_data import ShardBatches, shard_rows
+    from dltoolkit.tune.ray_data import ShardBatches, in_process_batches, shard_rows
 
     rows = shard_rows(config["streamed"]["train"], world)
     size = spec.train.batch_size
     seed = spec.train.seed * 1_000 + rank
     shard = ShardBatches(ray.train.get_dataset_shard("train"), size, rows, shuffle_seed=seed)
-    whole_val = ShardBatches(ray.train.get_dataset_shard("val"), size, config["streamed"]["val"])
-    return shard, whole_val, rows
+    return shard, in_process_batches(config["streamed"]["val"], size), rows
 
 
 def _shard_facts(train: Any) -> dict[str, Any]:

@@ -14,7 +14,8 @@ Ray Train splits the training dataset into one equal shard per worker (``streami
 equal=True)``: when the rows do not divide by the workers, the last few are left out, as the
 in-memory path leaves them out). On a worker, :class:`ShardBatches` iterates its shard as
 ``(x, y)`` torch batches, the iterable Lightning gets as its DataLoader, and counts the rows of
-its first pass and their :func:`index_digest`.
+its first pass and their :func:`index_digest`. Every worker validates on the whole validation split,
+read from its files in the worker's own process (:func:`in_process_batches`), as one machine reads it.
 
 Every node reads the files at the paths the driver found them at: the files must be on storage
 that each node mounts at the same path (a shared or network file system), as for any Ray Data
@@ -119,6 +120,16 @@ def _read(split: Any, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ys.append(y.numpy())
         ids.append(index)
     return {"x": np.concatenate(xs), "y": np.concatenate(ys), "index": np.concatenate(ids).astype(np.int64)}
+
+
+def in_process_batches(split: Any, batch_size: int) -> Any:
+    """The ``(x, y)`` batches of a whole streamed split read in this process (a worker's validation)."""
+    from dltoolkit.data.images.stream import loader
+    from dltoolkit.data.tables.stream import TableRows
+
+    if isinstance(split, TableRows):
+        return split.loader(batch_size, workers=0)
+    return loader(split, batch_size, workers=0)
 
 
 def shard_rows(rows: int, world: int) -> int:

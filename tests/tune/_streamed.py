@@ -45,7 +45,7 @@ def parquet_spec(folder: Path) -> Spec:
             },
             "preprocess": {"scale": "standard", "impute": "median"},
             "graph": {"nodes": [{"name": "h", "op": "linear", "units": 8}, {"name": "act", "op": "relu"}]},
-            "train": {"epochs": 2, "batch_size": 64, "seed": 0, "early_stopping": None},
+            "train": {"epochs": 1, "batch_size": 64, "seed": 0, "early_stopping": None},
         }
     )
 
@@ -69,6 +69,6 @@ def image_spec(folder: Path, augment: dict | None = None) -> Spec:
                     {"name": "gap", "op": "global_avg_pool"},
                 ]
             },
-            "train": {"epochs": 2, "batch_size": 16, "seed": 0, "early_stopping": None},
+            "train": {"epochs": 1, "batch_size": 16, "seed": 0, "early_stopping": None},
         }
     )
