@@ -1,11 +1,16 @@
 """One experiment trained data-parallel on Ray Train: Lightning's DDP on gloo, one shard per worker.
 
-The driver checks the spec and prepares the data (as ``run`` does), puts the tensors into Ray's
-object store once and starts a ``TorchTrainer`` with ``workers`` workers of one CPU each. Every
+The driver checks the spec and prepares the data (as ``run`` does) and starts a ``TorchTrainer``
+with ``workers`` workers of one CPU each. In-memory splits go into Ray's object store once and each
+worker slices its shard; streamed splits (a Parquet/CSV table over ``data.in_memory_mb``, an image
+source streamed from its files) are read with Ray Data on the cluster (:mod:`dltoolkit.tune.ray_data`)
+and Ray Train streams each worker its shard of the training rows, so the driver never loads the
+training split (each worker reads the whole validation split from the files itself). Every
 worker builds the same model from the spec, trains on its shard of the training split, and the
 gradients are averaged across workers by DDP's reducer at every optimizer step. Rank 0 reports
-each epoch's metrics to Ray Train and returns the best weights; the driver then evaluates them and
-writes the same outputs as ``dltoolkit.api.run`` (a model bundle that ``dltoolkit.load`` opens).
+each epoch's metrics to Ray Train and returns the best weights; the driver then evaluates them on
+the test split (streamed as on one machine) and writes the same outputs as ``dltoolkit.api.run``
+(a model bundle that ``dltoolkit.load`` opens).
 
 Example:
     >>> result = run_distributed("digits-mlp", out="runs/ddp", workers=2)  # doctest: +SKIP
@@ -27,7 +32,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -57,7 +62,11 @@ class DistributedRun(Run):
     """A :class:`~dltoolkit.api.Run` plus what each data-parallel worker did.
 
     ``workers`` holds one dict per rank: ``rank``, ``node_id``, ``hostname``, ``rows`` (its shard
-    size), ``shard`` (a digest of its shard) and ``params`` (a digest of its final weights).
+    size), ``shard`` (a digest of its shard) and ``params`` (a digest of its final weights). For a
+    streamed split (read with Ray Data) ``rows`` and ``shard`` describe the rows the worker got in
+    its first epoch, ``shard`` being :func:`~dltoolkit.tune.ray_data.index_digest` of their
+    positions in the split (the shards' digests add up to the split's with
+    :func:`~dltoolkit.tune.ray_data.add_digests`), and ``streamed`` is True.
     """
 
     workers: list[dict[str, Any]] = field(default_factory=list)
@@ -89,9 +98,9 @@ def run_distributed(
 
     spec = resolve_spec(spec)
     checked = check(spec, data)
-    if not isinstance(checked.data.X_train, torch.Tensor):
-        _streamed_error(spec, checked.data.X_train)
-    _check_workers(workers, len(checked.data.X_train))
+    x_train = checked.data.X_train
+    rows = len(x_train) if isinstance(x_train, torch.Tensor) else _check_streamed(spec, checked.data)
+    _check_workers(workers, rows)
     _check_unfreeze(checked, workers)
     out = Path(out)
     created = not out.exists()
@@ -115,28 +124,23 @@ def run_distributed(
     return result
 
 
-def _streamed_error(spec: Spec, rows: Any) -> NoReturn:
-    """Data-parallel training needs the splits in memory (Ray Data sharding is not built yet)."""
-    from dltoolkit.data.tables.stream import TableRows
+def _check_streamed(spec: Spec, data: Any) -> int:
+    """Streamed splits are read with Ray Data on the cluster; a clear error for any that cannot be.
+    Returns the training rows."""
+    from dltoolkit.tune import ray_data
 
-    if isinstance(rows, TableRows):
-        what = "a streamed table"
-        got = (
-            f"{rows.files.rows} rows in {len(rows.files.files)} file(s), {rows.files.nbytes / 2**20:.1f} MiB"
-        )
-        fits = "a table whose uncompressed size fits data.in_memory_mb"
-    else:
-        what = "a streamed image source"
-        got = f"{len(rows)} image files"
-        fits = "an image source that fits in memory (and no per-image augmentation)"
-    raise DataError(
-        message(
-            f"Data-parallel training of {what} is not supported yet",
-            f"{got} over data.in_memory_mb={spec.data.in_memory_mb}",
-            f"{fits}, or training on one machine",
-            "Raise data.in_memory_mb, or run without --address/--workers.",
-        )
-    )
+    for role, split in (("training", data.X_train), ("validation", data.X_val)):
+        if not ray_data.supported(split):
+            raise DataError(
+                message(
+                    f"The {role} split cannot be read with Ray Data for data-parallel training",
+                    type(split).__name__,
+                    "in-memory tensors, a streamed Parquet/CSV table or streamed image files",
+                    f"Raise data.in_memory_mb (now {spec.data.in_memory_mb}) so the split is "
+                    "loaded, or run without --address/--workers.",
+                )
+            )
+    return len(data.X_train)
 
 
 def _train_and_write(
@@ -252,19 +256,31 @@ def _check_same_cluster(address: str | None) -> None:
 def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
     """Start the TorchTrainer and return rank 0's result (best weights, history, worker info)."""
     import ray
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     accelerator = _worker_accelerator(checked.spec, workers)
     gpu = accelerator == "gpu"
     d = checked.data
-    tensors = ray.put({"x": d.X_train, "y": d.y_train, "x_val": d.X_val, "y_val": d.y_val})
+    datasets: dict[str, Any] = {}
+    if isinstance(d.X_train, torch.Tensor):
+        tensors = ray.put({"x": d.X_train, "y": d.y_train, "x_val": d.X_val, "y_val": d.y_val})
+        streamed = None
+    else:  # read with Ray Data on the cluster: the driver lists the read units only
+        from dltoolkit.tune.ray_data import split_dataset
+
+        tensors = None
+        datasets = {"train": split_dataset(d.X_train, seed=checked.spec.train.seed, concurrency=2 * workers)}
+        # every worker validates on the whole validation split, read from the files in its own
+        # process (a Ray Data execution per worker and epoch costs more than the reading itself)
+        streamed = {"train": len(d.X_train), "val": d.X_val}
     config = {
         "spec": checked.spec.to_yaml(),
         "preprocessor": d.preprocessor.to_state(),
         "n_outputs": d.n_outputs,
         "module": module_options(d),
         "data": tensors,
+        "streamed": streamed,
         "accelerator": accelerator,
     }
     # Ray Train V2 (Ray's default) runs here; mypy follows ray.train.torch's V1 branch, whose loop returns None
@@ -276,6 +292,9 @@ def _train(checked, workers: int, storage: Path) -> dict[str, Any]:
             num_workers=workers, use_gpu=gpu, resources_per_worker={"CPU": 1} | ({"GPU": 1} if gpu else {})
         ),
         torch_config=TorchConfig(backend="nccl" if gpu else "gloo"),
+        datasets=datasets or None,
+        # one shard of the training rows per worker
+        dataset_config=DataConfig(datasets_to_split=["train"]) if datasets else None,
         run_config=RunConfig(
             name=f"{checked.spec.name}-ddp",
             storage_path=str(storage),
@@ -362,8 +381,7 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     spec = Spec.from_yaml(config["spec"])
-    tensors = ray.get(config["data"])
-    x, y = _shard(tensors["x"], rank, world), _shard(tensors["y"], rank, world)
+    train, val, rows = _worker_batches(spec, config, rank, world)
     graph = graph_for(spec, preprocessor_from_state(config["preprocessor"]), config["n_outputs"])
     pl.seed_everything(spec.train.seed, workers=False, verbose=False)
     # TaskModule's manual_backward arms DDP's gradient reducer before every optimizer step's
@@ -373,13 +391,10 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
         spec,
         graph.compile(),
         graph.n_outputs or 1,
-        math.ceil(len(x) / spec.train.batch_size),
+        math.ceil(rows / spec.train.batch_size),
         make_augment(spec.preprocess.augment, graph.input_shape),
         **config["module"],
     )
-    chunk = spec.train.batch_size * spec.train.steps_per_execution
-    train = TensorBatches(x, y, chunk, shuffle=True, seed=spec.train.seed)
-    val = TensorBatches(tensors["x_val"], tensors["y_val"], max(1, len(tensors["x_val"])))
     monitor, mode = spec.task.monitor_metric()
     history, best = History(), _KeepBest(monitor, mode)
     callbacks: list[Callback] = [history, _ReportEpoch(history), best, *finetune_callbacks(module.model)]
@@ -408,13 +423,44 @@ def _worker_loop(config: dict[str, Any]) -> dict[str, Any] | None:
             trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    result = _gather(module, best, history, rank, x, y, monitor)
+    result = _gather(module, best, history, rank, _shard_facts(train), monitor)
     if result is not None:
         result["stopped_early"] = early is not None and early.stopped_epoch > 0
     return result
 
 
-def _gather(module, best: _KeepBest, history: History, rank: int, x, y, monitor: str) -> dict | None:
+def _worker_batches(spec: Spec, config: dict[str, Any], rank: int, world: int) -> tuple[Any, Any, int]:
+    """This worker's training and validation batches and its training rows: sliced from the
+    tensors in the object store, or its Ray Data shard of a streamed split."""
+    import ray
+    import ray.train
+
+    if config["streamed"] is None:
+        tensors = ray.get(config["data"])
+        x, y = _shard(tensors["x"], rank, world), _shard(tensors["y"], rank, world)
+        chunk = spec.train.batch_size * spec.train.steps_per_execution
+        train = TensorBatches(x, y, chunk, shuffle=True, seed=spec.train.seed)
+        val = TensorBatches(tensors["x_val"], tensors["y_val"], max(1, len(tensors["x_val"])))
+        return train, val, len(x)
+    from dltoolkit.tune.ray_data import ShardBatches, in_process_batches, shard_rows
+
+    rows = shard_rows(config["streamed"]["train"], world)
+    size = spec.train.batch_size
+    seed = spec.train.seed * 1_000 + rank
+    shard = ShardBatches(ray.train.get_dataset_shard("train"), size, rows, shuffle_seed=seed)
+    return shard, in_process_batches(config["streamed"]["val"], size), rows
+
+
+def _shard_facts(train: Any) -> dict[str, Any]:
+    """The size and digest of the shard a worker trained on (a streamed one: its first epoch)."""
+    if isinstance(train, TensorBatches):
+        return {"rows": len(train.x), "shard": _digest(train.x, train.y)}
+    return {"rows": train.rows_seen, "shard": train.digest, "streamed": True}
+
+
+def _gather(
+    module, best: _KeepBest, history: History, rank: int, shard: dict[str, Any], monitor: str
+) -> dict | None:
     """Collect every rank's facts on rank 0 (over gloo) and return rank 0's result."""
     import ray
 
@@ -423,8 +469,7 @@ def _gather(module, best: _KeepBest, history: History, rank: int, x, y, monitor:
         "node_id": ray.get_runtime_context().get_node_id(),
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
-        "rows": len(x),
-        "shard": _digest(x, y),
+        **shard,
         "params": _digest(*module.model.state_dict().values()),
     }
     everyone: list[Any] = [None] * torch.distributed.get_world_size()

@@ -218,16 +218,6 @@ def test_bad_table_files_fail_before_training_and_write_nothing(table, tmp_path,
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_data_parallel_training_of_a_streamed_table_is_a_clear_error(shards, tmp_path):
-    from dltoolkit.tune.distributed import run_distributed
-
-    spec = _spec(shards).with_values({"graph.nodes": [{"name": "h", "op": "linear", "units": 4}]})
-    with pytest.raises(
-        DataError, match="Data-parallel training of a streamed table is not supported yet.*rows in 3"
-    ):
-        run_distributed(spec, out=tmp_path / "out", workers=2)
-
-
 def test_a_sample_table_is_written_once_as_parquet_shards_and_streamed(tmp_path, monkeypatch):
     from dltoolkit.data.tables.samples import credit_table, sample_path
     from dltoolkit.data.tables.source import TableFiles

@@ -1,6 +1,7 @@
 """A real two-node Ray cluster on loopback (``ray start --head`` + ``ray start --address``, token
-auth): a sweep by address runs trials on both nodes, data-parallel training uses both nodes, and
-stopping the cluster by PID leaves none of its processes.
+auth): a sweep by address runs trials on both nodes, data-parallel training uses both nodes (from
+in-memory tensors, and from a Parquet table and an image folder read with Ray Data), and stopping
+the cluster by PID leaves none of its processes.
 
 The two nodes are this machine twice, told apart by node id and by their custom resources
 (``head_node`` / ``worker_node``); each has one CPU, so two concurrent one-CPU trials or two
@@ -13,13 +14,18 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from _cluster import LoopbackCluster, start_cluster, wait_for
+from _streamed import image_spec, parquet_spec, write_parquet_table
 
 import dltoolkit.bundle
-from dltoolkit.api import resolve_spec
+from dltoolkit.api import check, resolve_spec
+from dltoolkit.data.images.samples import write_image_folder
 from dltoolkit.tune import sweep
 from dltoolkit.tune.distributed import run_distributed
+from dltoolkit.tune.ray_data import add_digests, index_digest
 
 
 def _reset_auth() -> None:
@@ -134,6 +140,43 @@ def test_data_parallel_training_uses_both_nodes(cluster, tmp_path):
     model = dltoolkit.bundle.load(tmp_path / "model")
     assert model.predict(model.example_input(2)).shape == (2,)
     assert json.loads((tmp_path / "model" / "bundle.json").read_text())["workers"] == 2
+
+
+def _check_streamed_shards(result, cluster: LoopbackCluster, train_rows: int) -> None:
+    """Two workers, one per node, each trained on half the training rows read with Ray Data: the
+    shards are disjoint and cover the split (their digests add up to the split's)."""
+    assert train_rows % 2 == 0, "the test data should give an even training split (no row left out)"
+    workers = result.workers
+    assert {w["node_id"] for w in workers} == set(cluster.node_ids.values())
+    assert all(w["streamed"] for w in workers)
+    assert [w["rows"] for w in workers] == [train_rows // 2, train_rows // 2]
+    assert add_digests(*(w["shard"] for w in workers)) == index_digest(np.arange(train_rows))
+    assert len({w["params"] for w in workers}) == 1  # gradients averaged: same weights
+
+
+def test_data_parallel_training_reads_a_streamed_parquet_table_with_ray_data(cluster, tmp_path):
+    spec = parquet_spec(write_parquet_table(tmp_path / "table"))
+    train_rows = len(check(spec).data.X_train)
+    result = run_distributed(spec, out=tmp_path / "out", address=cluster.address, workers=2, plots=False)
+    _check_streamed_shards(result, cluster, train_rows)
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    assert "accuracy" in json.loads((tmp_path / "out" / "metrics.json").read_text())
+    model = dltoolkit.bundle.load(tmp_path / "out" / "model")
+    frame = pd.read_parquet(tmp_path / "table" / "part-0.parquet").head(5)
+    assert set(model.predict(frame.drop(columns="target")).tolist()) <= {0, 1}
+
+
+def test_data_parallel_training_reads_a_streamed_image_folder_with_ray_data(cluster, tmp_path):
+    folder = write_image_folder(tmp_path / "shapes", "shapes", size=16, per_class=20)
+    spec = image_spec(folder, augment={"rotation": 10})  # a per-image augmentation, in Ray Data's tasks
+    train_rows = len(check(spec).data.X_train)
+    result = run_distributed(spec, out=tmp_path / "out", address=cluster.address, workers=2, plots=False)
+    _check_streamed_shards(result, cluster, train_rows)
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    assert "accuracy" in json.loads((tmp_path / "out" / "metrics.json").read_text())
+    model = dltoolkit.bundle.load(tmp_path / "out" / "model")
+    files = sorted(str(f) for f in folder.rglob("*.png"))[:3]
+    assert set(model.predict(files).tolist()) <= {d.name for d in folder.iterdir()}  # class names
 
 
 def test_stopping_the_cluster_by_pid_leaves_no_process(cluster):
