@@ -212,14 +212,16 @@ def importance(
         return pd.Series(0.0, index=paths, name="importance")
     import optuna
 
-    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
-    distributions = {p: _distribution(space[p], done[p]) for p in paths}
-    for _, row in done.iterrows():
-        params = {p: _param(space[p], row[p]) for p in paths}
-        study.add_trial(
-            optuna.trial.create_trial(params=params, distributions=distributions, value=float(row[column]))
-        )
-    with _quiet_optuna(optuna):
+    with _quiet_optuna(optuna):  # also no "A new study created in memory" line
+        study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+        distributions = {p: _distribution(space[p], done[p]) for p in paths}
+        for _, row in done.iterrows():
+            params = {p: _param(space[p], row[p]) for p in paths}
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=params, distributions=distributions, value=float(row[column])
+                )
+            )
         scores = optuna.importance.get_param_importances(study, evaluator=_evaluator(evaluator))
     return pd.Series({p: float(scores.get(p, 0.0)) for p in paths}, name="importance").sort_values()
 
@@ -256,7 +258,9 @@ def _evaluator(name: str) -> Any:
 
 @contextlib.contextmanager
 def _quiet_optuna(optuna: Any) -> Iterator[None]:
-    """No "All trials are in top trials" log lines: the figure says what the scores are."""
+    """No Optuna log lines ("A new study created", "All trials are in top trials"): the figure
+    says what the scores are. (Optuna's level is process-wide: a local sweep's own study is
+    created with its lines off too, see dltoolkit.tune.local.)"""
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:

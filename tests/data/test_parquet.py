@@ -334,3 +334,28 @@ def test_a_text_column_streams_to_the_in_memory_vocabulary(tmp_path, tokenizer):
     assert got.get("tokenizer") == want.get("tokenizer")  # the same BPE merges (None for words)
     x = torch.cat([x for x, _ in streamed.X_test.loader(10_000, workers=0)])
     assert x.dtype == torch.int64 and torch.equal(x, loaded.X_test)
+
+
+def test_threads_read_the_units_of_one_table_at_once(shards):
+    # a local sweep's trials read the same streamed split from their own threads
+    import threading
+
+    from dltoolkit.data.tables.source import TableFiles
+
+    files = TableFiles.open(str(shards))
+    errors: list[BaseException] = []
+
+    def read(offset: int) -> None:
+        try:
+            for i in range(120):
+                unit = (i + offset) % len(files.units)
+                assert len(files.read_unit(unit, ["a", "color"])) == files.units[unit][2]
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=read, args=(k * 3,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]

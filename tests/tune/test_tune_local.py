@@ -260,6 +260,34 @@ def test_ctrl_c_stops_the_local_cli_sweep_and_resume_finishes_it(make_spec, tmp_
     assert len(table) == 2 and set(table["status"]) == {"TERMINATED"} and (table["epochs"] == epochs).all()
 
 
+def test_a_local_sweep_over_a_streamed_table_runs_its_trials_side_by_side(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=2400), "b": rng.normal(size=2400)})
+    frame["target"] = (frame["a"] + frame["b"] > 0).astype(int)
+    (tmp_path / "table").mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(tmp_path / "table" / f"p{i}.parquet", row_group_size=100, index=False)
+    spec = Spec.from_dict(
+        {
+            "name": "streamed",
+            "task": {"kind": "binary"},
+            "data": {"source": str(tmp_path / "table"), "in_memory_mb": 0, "workers": 0},
+            "graph": {"nodes": [{"name": "h", "op": "linear", "units": 8}, {"name": "r", "op": "relu"}]},
+            "train": {"epochs": 2, "early_stopping": None},
+            "search": {
+                "space": {"graph.nodes.h.units": {"choice": [4, 8]}},
+                "samples": 4,
+                "max_concurrent": 2,
+                "metric": "val_acc",
+                "mode": "max",
+                "engine": "local",
+            },
+        }
+    )
+    table = sweep(spec, out=tmp_path / "sweep").trials()
+    assert list(table["status"]) == ["TERMINATED"] * 4, table["error"].tolist()
+
+
 def test_the_panel_drives_a_local_sweep(tmp_path):
     from dltoolkit.recipes import load_recipe
     from dltoolkit.widgets import SpecState, TuneController, TunePanel

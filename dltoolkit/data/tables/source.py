@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,7 @@ class TableFiles:
         self.units = units  # (file index, row group (-1: the whole CSV file), rows)
         self.offsets = np.concatenate([[0], np.cumsum([u[2] for u in units])]).astype(np.int64)
         self.nbytes = nbytes  # uncompressed size (Parquet metadata; a CSV file's size on disk)
-        self._open: dict[int, Any] = {}
+        self._local = threading.local()  # each reading thread's open Parquet file: (file index, ParquetFile)
 
     @property
     def rows(self) -> int:
@@ -172,7 +173,11 @@ class TableFiles:
         return cls(files, kind, columns, units, nbytes)
 
     def __getstate__(self) -> dict[str, Any]:
-        return self.__dict__ | {"_open": {}}
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}  # workers reopen the files
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ reading
     def read_unit(self, unit: int, columns: Sequence[str]) -> pd.DataFrame:
@@ -181,11 +186,14 @@ class TableFiles:
         try:
             if self.kind == "csv":
                 return pd.read_csv(self.files[index], usecols=list(columns))[list(columns)]
-            if index not in self._open:
+            # one open file per reading thread (the trials of a local sweep read the same split
+            # from their own threads; a shared handle was replaced under another thread's read)
+            held = getattr(self._local, "open", None)
+            if held is None or held[0] != index:
                 import pyarrow.parquet as pq
 
-                self._open = {index: pq.ParquetFile(self.files[index])}  # one open file per reader
-            return self._open[index].read_row_group(group, columns=list(columns)).to_pandas()
+                held = self._local.open = (index, pq.ParquetFile(self.files[index]))
+            return held[1].read_row_group(group, columns=list(columns)).to_pandas()
         except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid/ArrowIOError are both
             raise DataError(
                 message(
