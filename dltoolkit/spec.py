@@ -352,6 +352,11 @@ class SearchSpec(_Section):
     # unless an address is given or an option needs Ray (pbt, gpus_per_trial, more concurrent
     # trials than cores); see dltoolkit.tune.engines.choose_engine
     engine: Literal["auto", "local", "ray"] = "auto"
+    # how a Ray sweep's trials read a streamed source (table files, image files): ray_data (Ray Data
+    # tasks on the cluster's nodes read and transform the files, streamed to the trial), files (the
+    # trial's own DataLoader workers), or auto: ray_data when the sweep runs on a cluster by address,
+    # files on a local Ray. In-memory data and the local engine read no files in trials
+    read_with: Literal["auto", "ray_data", "files"] = "auto"
 
 
 # --------------------------------------------------------------------------- tracking

@@ -271,19 +271,21 @@ def fit(
     augment=None,
     extra_callbacks: Sequence[Callback] = (),
     checkpoint: bool = True,
+    loaders: tuple[Any, Any] | None = None,
 ) -> FitResult:
     """Train ``graph`` on ``data`` (a dltoolkit.data.Prepared) as the spec says; return the best model.
 
     A NaN loss raises TrainingError naming the epoch and step; the best checkpoint so far stays in
     ``workdir/checkpoints`` and its path is in the message. ``checkpoint=False`` (a sweep's trial,
     whose own callback keeps its best weights) writes no checkpoint: the model returned is the last
-    epoch's, and ``best_score``/``best_epoch`` come from the history.
+    epoch's, and ``best_score``/``best_epoch`` come from the history. ``loaders`` replaces the
+    training and validation batches :func:`batches` would make (a sweep trial reading with Ray Data).
     """
     workdir = Path(workdir)
     if spec.train.threads:
         torch.set_num_threads(spec.train.threads)
     pl.seed_everything(spec.train.seed, workers=False, verbose=False)
-    train, val = batches(spec, data)
+    train, val = loaders if loaders is not None else batches(spec, data)
     steps = math.ceil(len(data.X_train) / spec.train.batch_size)
     module = build_module(spec, graph, steps, augment, data)
     monitor, mode = spec.task.monitor_metric()

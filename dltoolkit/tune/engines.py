@@ -45,6 +45,7 @@ class Plan:
     seed: int | None = 0
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
     retries: int = 0
+    read_with: str = "auto"  # search.read_with: how Ray trials read streamed sources
 
     def check(self) -> None:
         """Names through the registries and the combinations Ray cannot run, before Ray starts."""
@@ -288,6 +289,8 @@ def ray_needs(
         needs.append(("search.max_concurrent", plan.max_concurrent, why))
     if workers:
         needs.append(("workers", True, "warm trial workers are Ray actors"))
+    if plan.read_with == "ray_data":
+        needs.append(("search.read_with", "ray_data", "Ray Data reads the files in Ray tasks"))
     for path, domain in plan.space.items():
         odd = [v for v in domain.args[0] if not isinstance(v, _PLAIN)] if domain.discrete else []
         if odd:  # Optuna stores choices as plain values

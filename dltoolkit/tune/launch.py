@@ -199,6 +199,10 @@ def _checked(
     runner.engine_reason = choice.reason
     checked = check(runner.trial_spec, data)
     runner.data = checked.data
+    if plan.read_with == "ray_data":
+        from dltoolkit.tune.ray_data import trial_batches
+
+        trial_batches(runner.trial_spec, checked.data)  # a clear error for data Ray Data cannot read
     report = preflight(runner.trial_spec, checked.data, plan.space, seed=plan.seed or 0)
     runner.preflight = report
     _leave_out_unused(plan, report.unused)
@@ -232,6 +236,16 @@ def _leave_out_unused(plan: Plan, paths: list[str]) -> None:
         plan.space.pop(path)
 
 
+def reads_with_ray_data(plan: Plan, data: Any, address: str | None) -> bool:
+    """Whether a Ray sweep's trials read their training rows with Ray Data (``search.read_with``):
+    asked for, or ``auto`` on a cluster by address with a streamed source."""
+    from dltoolkit.tune.ray_data import supported
+
+    if plan.read_with == "auto":
+        return address is not None and supported(data.X_train)
+    return plan.read_with == "ray_data"
+
+
 def build_tuner(runner: Any, restore: bool) -> Any:
     """The Ray Tuner of a sweep (or the restored one): data once by reference, actors reused."""
     import ray
@@ -243,11 +257,14 @@ def build_tuner(runner: Any, restore: bool) -> Any:
     plan, key = runner.plan, str(runner.experiment)
     # per-epoch checkpoints force an experiment snapshot each time (cheap here, and what resume needs)
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if runner.use_workers is not False:
+    ray_data = reads_with_ray_data(runner.plan, runner.data, runner.address)
+    use_workers = False if ray_data else runner.use_workers  # warm workers read files
+    if use_workers is not False:
         phase("starting trial workers")
-    workers = trial_workers(runner.plan, runner.use_workers)
+    workers = trial_workers(runner.plan, use_workers)
     # a fresh sweep's first wave of trial actors all start (a resumed one may have fewer trials left)
-    inputs = TrialInputs(ray.put(runner.data), workers, uuid.uuid4().hex, 0 if restore else len(workers))
+    together = 0 if restore else len(workers)
+    inputs = TrialInputs(ray.put(runner.data), workers, uuid.uuid4().hex, together, ray_data=ray_data)
     runner._inputs = inputs  # the data stay in the object store while the sweep runs
     trainable = tune.with_parameters(train_trial, spec=runner.trial_spec, inputs=inputs)
     trainable = tune.with_resources(trainable, dict(plan.resources))

@@ -185,9 +185,74 @@ class ShardBatches:
                 "local_shuffle_seed": self.shuffle_seed * 100_003 + self.passes,
             }
         first, self.passes = self.passes == 0, self.passes + 1
-        for batch in self.shard.iter_torch_batches(batch_size=self.batch_size, device="cpu", **shuffle):
+        for batch in self._dataset().iter_torch_batches(batch_size=self.batch_size, device="cpu", **shuffle):
             if first:  # counted as it goes: a consumer may stop at len() batches without exhausting this
                 index = batch["index"].numpy()
                 self.rows_seen += len(index)
                 self.digest = add_digests(self.digest, index_digest(index))
             yield batch["x"], batch["y"]
+
+    def _dataset(self) -> Any:
+        """What this pass iterates (``passes`` already counts it)."""
+        return self.shard
+
+
+class SplitBatches(ShardBatches):
+    """A whole streamed split read with Ray Data, as ``(x, y)`` torch batches: a sweep trial's
+    training rows.
+
+    Each pass reads a fresh :func:`split_dataset` whose read units are shuffled with ``seed`` and the
+    pass (every epoch its own unit order), and shuffles rows within a buffer as :class:`ShardBatches`
+    does. The reading and transforming run in Ray Data tasks wherever the cluster has room, the
+    trial's process only trains; ``rows_seen`` and ``digest`` describe the first pass.
+    """
+
+    def __init__(self, split: Any, batch_size: int, seed: int, concurrency: int = 2) -> None:
+        super().__init__(None, batch_size, len(split), shuffle_seed=seed)
+        self.split, self.seed, self.concurrency = split, seed, concurrency
+        _quiet_data()
+
+    def _dataset(self) -> Any:
+        return split_dataset(self.split, seed=self.seed * 1_000 + self.passes, concurrency=self.concurrency)
+
+
+def trial_batches(spec: Any, data: Any) -> tuple[SplitBatches, Any]:
+    """A sweep trial's training batches read with Ray Data and its validation batches, read from the
+    files in the trial's own process (a Ray Data execution per epoch costs more than reading them).
+
+    Raises:
+        DataError: the training split is not a streamed table or streamed image files.
+    """
+    if not supported(data.X_train):
+        raise DataError(
+            message(
+                "search.read_with: ray_data needs a streamed source",
+                type(data.X_train).__name__,
+                "table files or image files larger than data.in_memory_mb (or in_memory_mb: 0)",
+                "Set search.read_with: auto (in-memory data reach every trial through the object store).",
+            )
+        )
+    size = spec.train.batch_size
+    return SplitBatches(data.X_train, size, seed=spec.train.seed), in_process_batches(data.X_val, size)
+
+
+def read_facts(batches: ShardBatches) -> dict[str, Any]:
+    """What a trial reports of its first pass over Ray Data: rows and their :func:`index_digest`."""
+    return {"read_with": "ray_data", "read_rows": batches.rows_seen, "read_digest": batches.digest}
+
+
+def _quiet_data() -> None:
+    """No Ray Data progress bars or execution plans in this process's output (a trial's lines reach
+    the driver's console and a notebook cell), unless dltoolkit is verbose."""
+    import logging
+
+    import ray.data
+
+    from dltoolkit._quiet import verbose
+
+    if verbose():
+        return
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)

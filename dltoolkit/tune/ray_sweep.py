@@ -33,6 +33,7 @@ class RaySweep(Sweep):
         self._checkpoints: dict[str, Any] = {}  # trial id -> its last checkpoint, once finished
         self.use_workers: bool | None = False  # warm trial workers (None: if there is the memory)
         self._inputs: Any = None
+        self.address: str | None = None  # the cluster's, when the sweep runs on one by address
 
     @property
     def experiment(self) -> Path:
@@ -84,6 +85,7 @@ class RaySweep(Sweep):
             phase(f"connecting to Ray at {address}" if address else "starting Ray")
         quiet_ray()
         self._owns_ray = _ray.start_ray(address)
+        self.address = address
         _ray.LIVE[str(self.experiment)] = self
         tuner = build_tuner(self, restore)
         if background:

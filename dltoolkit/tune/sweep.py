@@ -87,6 +87,7 @@ def plan_for(spec: Spec) -> Plan:
         seed=s.seed,
         resources={"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial},
         retries=s.retries,
+        read_with=s.read_with,
     )
     plan.check()
     return plan

@@ -37,6 +37,7 @@ class TrialInputs:
     workers: list[Any] = field(default_factory=list)  # TrialWorker handles (on the driver's node)
     sweep: str = ""  # this run of the sweep (a fresh id per launch, resume included)
     together: int = 0  # trials in the first wave: Tune's first trial actors (see _end_wave)
+    ray_data: bool = False  # trials read their streamed training rows with Ray Data (no workers then)
 
 
 def train_trial(config: dict[str, Any], *, spec: Spec, inputs: TrialInputs) -> None:
@@ -51,7 +52,7 @@ def train_trial(config: dict[str, Any], *, spec: Spec, inputs: TrialInputs) -> N
 
     from dltoolkit.tune.training import train
 
-    train(trial, ray.get(inputs.data), state, _report)
+    train(trial, ray.get(inputs.data), state, _report, ray_data=inputs.ray_data)
 
 
 def _relay(trial: Spec, inputs: TrialInputs, state: bytes | None) -> bool:

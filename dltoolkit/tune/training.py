@@ -32,12 +32,16 @@ from dltoolkit.train.module import epoch_metrics, task_model
 Emit = Callable[[dict[str, float], int, Any], None]  # state: bytes, or a LazyState with lazy=True
 
 
-def train(trial: Spec, data: Any, state: bytes | None, emit: Emit, lazy: bool = False) -> None:
+def train(
+    trial: Spec, data: Any, state: bytes | None, emit: Emit, lazy: bool = False, ray_data: bool = False
+) -> None:
     """Train ``trial`` (a spec with the trial's values) on prepared ``data``, from ``state`` if given.
 
     Each epoch's state reaches ``emit`` as bytes, or with ``lazy`` as a :class:`LazyState` (a copy
     made in memory, serialized only if the caller calls it: the local engine writes a trial's state
-    when the trial ends, not every epoch).
+    when the trial ends, not every epoch). With ``ray_data`` (a Ray trial over a streamed source) the
+    training rows are read with Ray Data (:func:`dltoolkit.tune.ray_data.trial_batches`) and the
+    first epoch's metrics carry what was read (:func:`~dltoolkit.tune.ray_data.read_facts`).
     """
     from dltoolkit.bundle import graph_for
     from dltoolkit.data import make_augment
@@ -48,13 +52,41 @@ def train(trial: Spec, data: Any, state: bytes | None, emit: Emit, lazy: bool = 
     if start is not None and start["epoch"] >= trial.train.epochs:
         return  # finished before the driver stopped; nothing left to train
     graph = graph_for(trial, data.preprocessor, data.n_outputs)
+    loaders = None
+    if ray_data:
+        from dltoolkit.tune.ray_data import read_facts, trial_batches
+
+        loaders = trial_batches(trial, data)
+        emit = _first_with(emit, lambda: read_facts(loaders[0]))
     report = EpochReport(
         *trial.task.monitor_metric(), base_lr=trial.train.optimizer.lr, emit=emit, state=start, lazy=lazy
     )
     with tempfile.TemporaryDirectory(prefix="dltoolkit-trial-") as work:
         augment = make_augment(trial.preprocess.augment, data.input_shape)
         # no Lightning checkpoint: EpochReport keeps the trial's best weights in its state
-        fit(trial, graph, data, work, augment=augment, extra_callbacks=[report], checkpoint=False)
+        fit(
+            trial,
+            graph,
+            data,
+            work,
+            augment=augment,
+            extra_callbacks=[report],
+            checkpoint=False,
+            loaders=loaders,
+        )
+
+
+def _first_with(emit: Emit, facts: Callable[[], dict[str, Any]]) -> Emit:
+    """``emit`` whose first call's metrics also hold ``facts()``."""
+    done = False
+
+    def first(metrics: dict[str, float], epoch: int, state: Any) -> None:
+        nonlocal done
+        if not done:
+            metrics, done = metrics | facts(), True
+        emit(metrics, epoch, state)
+
+    return first
 
 
 def load_state(blob: bytes | None) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """A real two-node Ray cluster on loopback (``ray start --head`` + ``ray start --address``, token
-auth): a sweep by address runs trials on both nodes, data-parallel training uses both nodes (from
-in-memory tensors, and from a Parquet table and an image folder read with Ray Data), and stopping
-the cluster by PID leaves none of its processes.
+auth): a sweep by address runs trials on both nodes (from in-memory tensors, and from a Parquet
+table and an image folder whose training rows each trial reads with Ray Data), data-parallel
+training uses both nodes (from in-memory tensors, and from a Parquet table and an image folder read
+with Ray Data), and stopping the cluster by PID leaves none of its processes.
 
 The two nodes are this machine twice, told apart by node id and by their custom resources
 (``head_node`` / ``worker_node``); each has one CPU, so two concurrent one-CPU trials or two
@@ -129,6 +130,52 @@ def test_a_sweep_by_address_runs_trials_on_both_nodes(cluster, make_spec, tmp_pa
     finally:
         ray.shutdown()
     assert {nodes[pid] for pid in pids.values()} == set(cluster.node_ids.values()), (pids, nodes)
+
+
+@pytest.mark.parametrize("source", ["parquet", "image_folder"])
+def test_a_sweep_by_address_reads_a_streamed_source_with_ray_data_in_trials_on_both_nodes(
+    cluster, tmp_path, source
+):
+    import ray
+
+    if source == "parquet":
+        spec = parquet_spec(write_parquet_table(tmp_path / "table"))
+    else:  # a per-image augmentation, run in Ray Data's tasks
+        spec = image_spec(
+            write_image_folder(tmp_path / "shapes", "shapes", size=16, per_class=20), {"vflip": True}
+        )
+    spec = spec.with_values(
+        {"search.space": {"train.optimizer.lr": {"loguniform": [1e-3, 1e-1]}}, "search.grace_period": 1}
+    )
+    rows = len(check(spec).data.X_train)
+    # search.read_with auto: on a cluster by address, trials read streamed sources with Ray Data
+    result = sweep(
+        spec,
+        samples=2,
+        max_concurrent=2,
+        address=cluster.address,
+        out=tmp_path / "out",
+        overrides={"search.reuse_actors": False, "train.epochs": 2},
+    )
+    table = result.trials()
+    assert len(table) == 2 and set(table["status"]) == {"TERMINATED"}
+    firsts = {}
+    for path in (tmp_path / "out").rglob("result.json"):
+        reports = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        assert [r["epoch"] for r in reports] == [1, 2]
+        firsts[reports[0]["trial_id"]] = reports[0]
+    assert sorted(firsts) == sorted(table["trial_id"])
+    whole = index_digest(np.arange(rows))
+    for first in firsts.values():  # each trial trained on every training row once, read by Ray Data
+        assert (first["read_with"], first["read_rows"], first["read_digest"]) == ("ray_data", rows, whole)
+    assert dltoolkit.bundle.load(result.best_bundle) is not None
+    if not ray.is_initialized():
+        ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        nodes = _actor_nodes()
+    finally:
+        ray.shutdown()
+    assert {nodes[r["pid"]] for r in firsts.values()} == set(cluster.node_ids.values())
 
 
 def test_data_parallel_training_uses_both_nodes(cluster, tmp_path):
