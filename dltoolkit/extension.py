@@ -10,7 +10,14 @@ Magics:
 
 Spec, Graph and Run objects render as HTML (a summary table and the graph picture); a Sweep renders
 as its live view (a widget; its ``_repr_html_`` where widgets cannot show); model bundles render
-through their own ``_repr_html_``. Nothing heavy is imported until it is used.
+through their own ``_repr_html_``.
+
+Loading the extension also imports the training libraries (torch, Lightning, torchmetrics and
+dltoolkit's training modules, about 2 s on a small machine), as a script imports its libraries
+before it works: the kernel's first run or sweep cell then starts training at once instead of
+spending its first seconds in imports. ``DLTOOLKIT_PRELOAD=0`` keeps the load light (only the
+magics and formatters); ``import dltoolkit`` alone never imports torch (the CLI, serving and
+Ray's trial actors stay light).
 
 Example:
     >>> %load_ext dltoolkit                           # doctest: +SKIP
@@ -221,7 +228,25 @@ def _magics(ipython: Any) -> dict[str, Any]:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics and the HTML formatters (``%load_ext dltoolkit``)."""
+    """Register the magics and the HTML formatters (``%load_ext dltoolkit``) and import the training
+    libraries (unless ``DLTOOLKIT_PRELOAD=0``)."""
     for name, magic in _magics(ipython).items():
         ipython.register_magic_function(magic, magic_kind="line", magic_name=name)
     register_formatters(ipython)
+    preload()
+
+
+def preload() -> bool:
+    """Import what training and sweeps import (torch, Lightning, dltoolkit's training modules) now,
+    in this thread; False where ``DLTOOLKIT_PRELOAD=0`` or they are not installed (they are then
+    imported, or their absence reported, when first used)."""
+    import os
+
+    if os.environ.get("DLTOOLKIT_PRELOAD", "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    try:
+        import dltoolkit.train.fit  # noqa: F401  (torch, Lightning, torchmetrics)
+        import dltoolkit.tune.training  # noqa: F401
+    except ImportError:
+        return False
+    return True
