@@ -215,7 +215,7 @@ def run(
         listeners = [*listeners, *tracking.listeners]
     try:
         result = _train_and_write(
-            spec, checked, out, progress, plots, listeners, callbacks, data if explain else _NO_EXPLAIN
+            spec, checked, out, progress, plots, listeners, callbacks, explain=explain, data=data
         )
     except BaseException as e:
         if tracking is not None:
@@ -228,9 +228,6 @@ def run(
     return result
 
 
-_NO_EXPLAIN = object()  # _train_and_write's ``explain_data`` when no explanation is asked for
-
-
 def _train_and_write(
     spec: Spec,
     checked: Checked,
@@ -239,8 +236,11 @@ def _train_and_write(
     plots: bool,
     listeners: Sequence[Callable[[dict[str, Any]], None]],
     callbacks: Sequence[Any],
-    explain_data: Any = _NO_EXPLAIN,
+    explain: bool = False,
+    data: Any = None,
 ) -> Run:
+    """Train, test and write the run's outputs; with ``explain`` (and ``plots``) also the explanation
+    of the model on ``data`` (the run's own data; None: the spec's source)."""
     from dltoolkit.train.fit import fit
 
     started = time.perf_counter()
@@ -261,8 +261,8 @@ def _train_and_write(
     notes = [*d.preprocessor.warnings_, *result.warnings()]  # the data's and the training's
     metrics["warnings"] = [*metrics.get("warnings", []), *notes]
     explanation = None
-    if plots and explain_data is not _NO_EXPLAIN:
-        explanation = _explain(predictor, explain_data, metrics)
+    if plots and explain:
+        explanation = _explain(predictor, data, metrics)
     seconds = time.perf_counter() - started
     files = _write_outputs(
         out,

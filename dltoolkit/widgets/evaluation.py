@@ -64,18 +64,11 @@ def _predictions(predictor, data: Any) -> tuple[np.ndarray, np.ndarray, list[str
     return d.target.inverse(d.y_test.numpy()), predictor.target.inverse(output), None
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, str]:
-    """A spec as ``{"train.optimizer.lr": "0.003", ...}``; graph nodes are keyed by their names."""
-    out: dict[str, str] = {}
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            out |= _flat(value, f"{prefix}{key}.")
-    elif isinstance(tree, list) and tree and all(isinstance(v, dict) and "name" in v for v in tree):
-        for value in tree:
-            out |= _flat(value, f"{prefix}{value['name']}.")
-    else:
-        out[prefix[:-1]] = f"{tree:.4g}" if isinstance(tree, float) else str(tree)
-    return out
+def _flat(tree: Any) -> dict[str, str]:
+    """A spec as ``{"train.optimizer.lr": "0.003", ...}`` (:func:`dltoolkit.spec.flatten`, values as shown)."""
+    from dltoolkit.spec import flatten
+
+    return {k: f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in flatten(tree).items()}
 
 
 class EvalController:

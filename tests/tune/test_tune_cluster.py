@@ -24,6 +24,7 @@ from _streamed import image_spec, parquet_spec, write_parquet_table
 import dltoolkit.bundle
 from dltoolkit.api import check, resolve_spec
 from dltoolkit.data.images.samples import write_image_folder
+from dltoolkit.spec import Spec
 from dltoolkit.tune import sweep
 from dltoolkit.tune.distributed import run_distributed
 from dltoolkit.tune.ray_data import add_digests, index_digest
@@ -138,12 +139,7 @@ def test_a_sweep_by_address_reads_a_streamed_source_with_ray_data_in_trials_on_b
 ):
     import ray
 
-    if source == "parquet":
-        spec = parquet_spec(write_parquet_table(tmp_path / "table"))
-    else:  # a per-image augmentation, run in Ray Data's tasks
-        spec = image_spec(
-            write_image_folder(tmp_path / "shapes", "shapes", size=16, per_class=20), {"vflip": True}
-        )
+    spec, _ = _streamed_source(tmp_path, source)
     spec = spec.with_values(
         {"search.space": {"train.optimizer.lr": {"loguniform": [1e-3, 1e-1]}}, "search.grace_period": 1}
     )
@@ -201,29 +197,29 @@ def _check_streamed_shards(result, cluster: LoopbackCluster, train_rows: int) ->
     assert len({w["params"] for w in workers}) == 1  # gradients averaged: same weights
 
 
-def test_data_parallel_training_reads_a_streamed_parquet_table_with_ray_data(cluster, tmp_path):
-    spec = parquet_spec(write_parquet_table(tmp_path / "table"))
+@pytest.mark.parametrize("source", ["parquet", "image_folder"])
+def test_data_parallel_training_reads_a_streamed_source_with_ray_data(cluster, tmp_path, source):
+    spec, inputs = _streamed_source(tmp_path, source)
     train_rows = len(check(spec).data.X_train)
     result = run_distributed(spec, out=tmp_path / "out", address=cluster.address, workers=2, plots=False)
     _check_streamed_shards(result, cluster, train_rows)
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
     assert "accuracy" in json.loads((tmp_path / "out" / "metrics.json").read_text())
     model = dltoolkit.bundle.load(tmp_path / "out" / "model")
-    frame = pd.read_parquet(tmp_path / "table" / "part-0.parquet").head(5)
-    assert set(model.predict(frame.drop(columns="target")).tolist()) <= {0, 1}
+    assert {str(v) for v in model.predict(inputs).tolist()} <= {str(c) for c in check(spec).data.classes}
 
 
-def test_data_parallel_training_reads_a_streamed_image_folder_with_ray_data(cluster, tmp_path):
+def _streamed_source(tmp_path: Path, source: str) -> tuple[Spec, object]:
+    """A streamed Parquet table or image folder, its spec and a few inputs to predict."""
+    if source == "parquet":
+        folder = write_parquet_table(tmp_path / "table")
+        frame = pd.read_parquet(folder / "part-0.parquet").head(5)
+        return parquet_spec(folder), frame.drop(columns="target")
     folder = write_image_folder(tmp_path / "shapes", "shapes", size=16, per_class=20)
-    spec = image_spec(folder, augment={"rotation": 10})  # a per-image augmentation, in Ray Data's tasks
-    train_rows = len(check(spec).data.X_train)
-    result = run_distributed(spec, out=tmp_path / "out", address=cluster.address, workers=2, plots=False)
-    _check_streamed_shards(result, cluster, train_rows)
-    assert 0.0 <= result.metrics["accuracy"] <= 1.0
-    assert "accuracy" in json.loads((tmp_path / "out" / "metrics.json").read_text())
-    model = dltoolkit.bundle.load(tmp_path / "out" / "model")
     files = sorted(str(f) for f in folder.rglob("*.png"))[:3]
-    assert set(model.predict(files).tolist()) <= {d.name for d in folder.iterdir()}  # class names
+    return image_spec(
+        folder, augment={"rotation": 10}
+    ), files  # a per-image augmentation, in Ray Data's tasks
 
 
 def test_stopping_the_cluster_by_pid_leaves_no_process(cluster):
