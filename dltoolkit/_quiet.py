@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -44,23 +45,54 @@ def set_verbose(on: bool) -> None:
     os.environ[VERBOSE_ENV] = "1" if on else "0"
 
 
+_LOCK = threading.Lock()
+_inside = 0  # blocks of quiet_libraries() open now, in any thread
+_saved: tuple[list[int], list] | None = None  # the logger levels and warning filters before the first
+
+
 @contextlib.contextmanager
 def quiet_libraries() -> Iterator[None]:
-    """Raise the libraries' loggers to ERROR and ignore their warnings inside the block (unless verbose)."""
+    """Raise the libraries' loggers to ERROR and ignore their warnings inside the block (unless verbose).
+
+    Safe in threads (a local sweep's trials train side by side): the first block to open saves the
+    loggers' levels and the warning filters and quiets them, the last one to close restores them; a
+    block closing while another is still open changes nothing.
+    """
     if verbose():
         yield
         return
-    loggers = [logging.getLogger(name) for name in LOGGERS]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
+    _enter()
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module=WARNING_MODULES)
-            yield
+        yield
     finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+        _leave()
+
+
+def _enter() -> None:
+    global _inside, _saved
+    with _LOCK:
+        _inside += 1
+        if _inside > 1:
+            return
+        loggers = [logging.getLogger(name) for name in LOGGERS]
+        _saved = ([lg.level for lg in loggers], list(warnings.filters))
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=WARNING_MODULES)
+
+
+def _leave() -> None:
+    global _inside, _saved
+    with _LOCK:
+        _inside -= 1
+        if _inside > 0 or _saved is None:
+            return
+        levels, filters = _saved
+        _saved = None
+        for name, level in zip(LOGGERS, levels, strict=True):
+            logging.getLogger(name).setLevel(level)
+        warnings.filters[:] = filters  # type: ignore[index]  # a list at run time
+        warnings._filters_mutated()  # type: ignore[attr-defined]  # what catch_warnings calls on exit
 
 
 RAY_LOGGERS = ("ray._private", "ray.tune", "ray.train", "ray.air", "ray.util")

@@ -56,3 +56,42 @@ def test_verbose_shows_the_libraries_output(tmp_path):
         "run", "wine", "--set", "train.epochs=1", "--quiet", "--verbose", "--out", str(tmp_path / "w")
     )
     assert "GPU available" in text and "accuracy" in text
+
+
+def test_quiet_blocks_in_threads_restore_the_levels_and_filters_only_when_the_last_one_closes(monkeypatch):
+    """Trials of a local sweep train side by side, each in a quiet block: the first to close must
+    not let the libraries speak while the other trains, and the last must leave things as they were."""
+    import logging
+    import threading
+    import warnings
+
+    from dltoolkit._quiet import quiet_libraries
+
+    monkeypatch.delenv("DLTOOLKIT_VERBOSE", raising=False)
+    lightning = logging.getLogger("pytorch_lightning")
+    monkeypatch.setattr(lightning, "level", logging.INFO)
+    filters = list(warnings.filters)
+    a_inside, b_inside, a_left = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, int] = {}
+
+    def a() -> None:
+        with quiet_libraries():
+            a_inside.set()
+            b_inside.wait(10)
+        a_left.set()
+
+    def b() -> None:
+        a_inside.wait(10)
+        with quiet_libraries():
+            b_inside.set()
+            a_left.wait(10)
+            seen["level while b trains alone"] = lightning.level
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen["level while b trains alone"] == logging.ERROR  # a's exit left b quiet
+    assert lightning.level == logging.INFO  # and b's exit restored the level from before both
+    assert list(warnings.filters) == filters
