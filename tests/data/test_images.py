@@ -217,3 +217,26 @@ def test_a_bundled_dataset_name_wins_over_a_folder_of_that_name(folder, tmp_path
     shutil.copytree(folder, tmp_path / "iris")
     assert source_format(image_spec("iris")) == "table"
     assert source_format(image_spec("./iris")) == "image_folder"
+
+
+def test_an_image_folder_is_told_apart_and_listed_in_one_walk_over_its_files(folder, monkeypatch):
+    """Auto-detection stops at the first image; only the listing sees every file (once)."""
+    import os
+
+    from dltoolkit.data.images.source import is_image_file
+
+    seen: list[str] = []
+    walk = os.walk
+
+    def counting_walk(top, *args, **kwargs):
+        for here, dirs, names in walk(top, *args, **kwargs):
+            seen.extend(os.path.join(here, n) for n in names)
+            yield here, dirs, names
+
+    monkeypatch.setattr(os, "walk", counting_walk)
+    spec = image_spec(folder)
+    assert source_format(spec) == "image_folder"
+    files = image_files(spec)
+    images = [p for p in seen if is_image_file(p)]  # PNG, JPEG and WebP here
+    assert len(files) > 20 and len(images) <= len(files) + 20  # the listing, plus at most one per probe
+    assert sorted(set(images)) == sorted(files["path"])

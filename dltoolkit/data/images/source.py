@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -148,11 +149,21 @@ def scan_folder(root: str | os.PathLike, target: str = "target") -> pd.DataFrame
 
 
 def images_under(folder: Path) -> list[Path]:
-    found = []
+    """The image files under ``folder``, in sorted path order (hidden files and folders left out)."""
+    return list(_walk_images(folder))
+
+
+def has_image_under(folder: Path) -> bool:
+    """Whether ``folder`` holds an image file at any depth (the walk stops at the first)."""
+    return next(_walk_images(folder), None) is not None
+
+
+def _walk_images(folder: Path) -> Iterator[Path]:
     for here, dirs, names in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(here) / n for n in sorted(names) if is_image_file(n) and not n.startswith(".")]
-    return found
+        for n in sorted(names):
+            if is_image_file(n) and not n.startswith("."):
+                yield Path(here) / n
 
 
 # ---------------------------------------------------------------------- manifests

@@ -39,8 +39,12 @@ def is_glob(source: str) -> bool:
 
 
 def is_table_files(source: str) -> bool:
-    """True for a Parquet file, a glob, or a folder holding Parquet/CSV shards and no image classes."""
-    from dltoolkit.data.images.source import images_under
+    """True for a Parquet file, a glob, or a folder holding Parquet/CSV shards and no image classes.
+
+    Each walk stops at its first find: an image folder is told apart by its first image, not by
+    listing every file under it (the image source lists them once, after).
+    """
+    from dltoolkit.data.images.source import has_image_under
 
     if is_glob(source):
         return True
@@ -49,22 +53,23 @@ def is_table_files(source: str) -> bool:
         return path.suffix.lower() in PARQUET_EXTENSIONS
     if not path.is_dir():
         return False
-    if not _shards_under(path):
-        return False
     subfolders = [Path(e.path) for e in os.scandir(path) if e.is_dir() and not e.name.startswith(".")]
-    return not any(images_under(folder) for folder in subfolders[:20])
+    if any(has_image_under(folder) for folder in subfolders[:20]):
+        return False
+    return next(_walk_shards(path), None) is not None
 
 
 def _shards_under(root: Path) -> list[Path]:
-    found = []
+    return list(_walk_shards(root))
+
+
+def _walk_shards(root: Path) -> Iterator[Path]:
+    """The Parquet/CSV shards under ``root``, in sorted path order, found as the walk goes."""
     for here, dirs, names in os.walk(root, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-        found += [
-            Path(here) / n
-            for n in sorted(names)
-            if n.lower().endswith(TABLE_EXTENSIONS) and not n.startswith((".", "_"))
-        ]
-    return found
+        for n in sorted(names):
+            if n.lower().endswith(TABLE_EXTENSIONS) and not n.startswith((".", "_")):
+                yield Path(here) / n
 
 
 def list_files(source: str) -> list[Path]:
