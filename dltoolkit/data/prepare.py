@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,38 @@ class Prepared:
     )  # display names in index order (task.class_names, else the labels); None: regression
     class_weights: list[float] | None = None  # loss weight per class index (task.class_weights)
 
+    @classmethod
+    def of(
+        cls,
+        spec: Spec,
+        X: dict[str, Any],
+        y: dict[str, torch.Tensor],
+        raw_test: pd.DataFrame,
+        y_test_raw: np.ndarray,
+        preprocessor: Preprocessor | ImagePreprocessor,
+        target: TargetEncoder,
+    ) -> Prepared:
+        """The prepared data of the ``train``/``val``/``test`` inputs ``X`` and encoded targets ``y``
+        (tensors, or streamed datasets), with what follows from the fitted preprocessing and target:
+        input shape and dtype, outputs, class names and class weights."""
+        return cls(
+            X_train=X["train"],
+            y_train=y["train"],
+            X_val=X["val"],
+            y_val=y["val"],
+            X_test=X["test"],
+            y_test=y["test"],
+            raw_test=raw_test,
+            y_test_raw=y_test_raw,
+            preprocessor=preprocessor,
+            target=target,
+            input_shape=preprocessor.input_shape,
+            input_dtype=preprocessor.input_dtype,
+            n_outputs=target.n_outputs,
+            classes=(spec.task.class_names or list(target.classes_)) if target.is_classification else None,
+            class_weights=target.class_weights(spec.task.class_weights, y["train"].numpy()),
+        )
+
 
 def prepare(spec: Spec, data: object = None) -> Prepared:
     """Load the data, check it against the task, split it and fit preprocessing on the train split.
@@ -94,22 +127,10 @@ def prepare_frame(spec: Spec, data: object = None) -> Prepared:
     pre = Preprocessor.from_spec(spec).fit(X.iloc[train])
     target = TargetEncoder(spec.task.kind, spec.preprocess.target_scale).fit(y.iloc[train])
     check_class_names(spec, target)
-    tensors = {}
-    for role, rows in (("train", train), ("val", val), ("test", test)):
-        tensors[f"X_{role}"] = torch.from_numpy(pre.transform(X.iloc[rows]))
-        tensors[f"y_{role}"] = torch.from_numpy(target.transform(y.iloc[rows]))
-    return Prepared(
-        **tensors,
-        raw_test=X.iloc[test].copy(),
-        y_test_raw=y.iloc[test].to_numpy(),
-        preprocessor=pre,
-        target=target,
-        input_shape=pre.input_shape,
-        input_dtype=pre.input_dtype,
-        n_outputs=target.n_outputs,
-        classes=(spec.task.class_names or list(target.classes_)) if target.is_classification else None,
-        class_weights=target.class_weights(spec.task.class_weights, tensors["y_train"].numpy()),
-    )
+    roles = (("train", train), ("val", val), ("test", test))
+    inputs = {role: torch.from_numpy(pre.transform(X.iloc[rows])) for role, rows in roles}
+    encoded = {role: torch.from_numpy(target.transform(y.iloc[rows])) for role, rows in roles}
+    return Prepared.of(spec, inputs, encoded, X.iloc[test].copy(), y.iloc[test].to_numpy(), pre, target)
 
 
 def split_positions(spec: Spec, y: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

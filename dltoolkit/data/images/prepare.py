@@ -79,23 +79,8 @@ def prepare_images(spec: Spec):
             "val": ImageFiles(paths[val], encoded["val"], pre),
             "test": ImageFiles(paths[test], encoded["test"], pre),
         }
-    return Prepared(
-        X_train=inputs["train"],
-        y_train=encoded["train"],
-        X_val=inputs["val"],
-        y_val=encoded["val"],
-        X_test=inputs["test"],
-        y_test=encoded["test"],
-        raw_test=pd.DataFrame({PATH: paths[test]}),
-        y_test_raw=y.iloc[test].to_numpy(),
-        preprocessor=pre,
-        target=target,
-        input_shape=pre.input_shape,
-        input_dtype=pre.input_dtype,
-        n_outputs=target.n_outputs,
-        classes=(spec.task.class_names or list(target.classes_)) if target.is_classification else None,
-        class_weights=target.class_weights(spec.task.class_weights, encoded["train"].numpy()),
-    )
+    raw_test = pd.DataFrame({PATH: paths[test]})
+    return Prepared.of(spec, inputs, encoded, raw_test, y.iloc[test].to_numpy(), pre, target)
 
 
 def _mode_notes(modes, channels: int) -> list[str]:

@@ -60,23 +60,8 @@ def prepare_table_files(spec: Spec):
         role: TableRows(files, pre.feature_columns_, rows, encoded[role], pre)
         for role, rows in (("train", train), ("val", val), ("test", test))
     }
-    return Prepared(
-        X_train=splits["train"],
-        y_train=encoded["train"],
-        X_val=splits["val"],
-        y_val=encoded["val"],
-        X_test=splits["test"],
-        y_test=encoded["test"],
-        raw_test=_raw_rows(files, pre.feature_columns_, test[:EXAMPLE_TEST_ROWS]),
-        y_test_raw=y.iloc[test].to_numpy(),
-        preprocessor=pre,
-        target=target,
-        input_shape=pre.input_shape,
-        input_dtype=pre.input_dtype,
-        n_outputs=target.n_outputs,
-        classes=(spec.task.class_names or list(target.classes_)) if target.is_classification else None,
-        class_weights=target.class_weights(spec.task.class_weights, encoded["train"].numpy()),
-    )
+    raw_test = _raw_rows(files, pre.feature_columns_, test[:EXAMPLE_TEST_ROWS])
+    return Prepared.of(spec, splits, encoded, raw_test, y.iloc[test].to_numpy(), pre, target)
 
 
 def preview(spec: Spec, rows: int = 10_000) -> pd.DataFrame:
