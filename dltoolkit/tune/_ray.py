@@ -135,7 +135,99 @@ def catch_interrupts() -> None:
     run_module._setup_signal_catching = setup_signal_catching
 
 
+PREVIOUS = ".prev"  # suffix of the experiment state saved before the one being written
+
+
+def keep_previous_state() -> None:
+    """Keep the last complete experiment state while Tune writes the next (once per process).
+
+    Tune writes ``experiment_state-*.json`` in place (``TuneController.save_to_dir``: ``open(..., "w")``
+    then ``json.dump``), so a driver killed during the write (SIGKILL, a crash, the machine) leaves
+    it cut short and ``Tuner.restore`` cannot read it. This wraps the writer so that the file
+    written before is moved aside (``<name>.prev``, an atomic rename) first; :func:`repair_state`
+    puts it back on resume when the newest one is unreadable. Where a Ray version lacks the writer,
+    nothing is kept (a warning, once).
+    """
+    from ray.tune.execution.tune_controller import TuneController
+
+    save = getattr(TuneController, "save_to_dir", None)
+    if save is None or not isinstance(getattr(TuneController, "experiment_state_file_name", None), property):
+        _warn_once(
+            "state",
+            "TuneController.save_to_dir / experiment_state_file_name",
+            "a resume after a driver killed while saving the sweep's state may find that state cut short",
+        )
+        return
+    if getattr(save, "dltoolkit", False):
+        return
+
+    def save_to_dir(self: Any) -> None:
+        staging = getattr(getattr(self, "_storage", None), "experiment_driver_staging_path", None)
+        if staging is not None:
+            path = Path(staging, self.experiment_state_file_name)
+            if path.is_file() and path.stat().st_size > 0:
+                path.replace(path.with_name(path.name + PREVIOUS))
+        save(self)
+
+    save_to_dir.dltoolkit = True  # type: ignore[attr-defined]
+    TuneController.save_to_dir = save_to_dir  # type: ignore[method-assign]
+
+
+def repair_state(experiment: Path) -> list[str]:
+    """Before a resume: put back the state saved before each experiment state that is cut short.
+
+    Returns the names of the states put back.
+
+    Raises:
+        DLToolkitError: a state is unreadable and no earlier one was kept.
+    """
+    import json
+
+    from dltoolkit.errors import DLToolkitError, message
+
+    repaired = []
+    for path in sorted(experiment.glob("experiment_state-*.json")):
+        try:
+            json.loads(path.read_text())
+            continue
+        except (ValueError, UnicodeDecodeError):
+            pass
+        previous = path.with_name(path.name + PREVIOUS)
+        try:
+            json.loads(previous.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            raise DLToolkitError(
+                message(
+                    "The sweep's saved state is cut short and no earlier one was kept",
+                    str(path),
+                    "a complete experiment state (the driver was stopped while writing it)",
+                    "Start the sweep again into a new folder; its finished trials' results stay in this one.",
+                )
+            ) from None
+        previous.replace(path)
+        repaired.append(path.name)
+    return repaired
+
+
 _WARNED: set[str] = set()
+
+
+def _warn_once(key: str, hook: str, consequence: str) -> None:
+    """Once per process: the Ray installed lacks ``hook`` (see tests/core/test_canaries.py)."""
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    import logging
+
+    import ray
+
+    logging.getLogger("dltoolkit.hooks").warning(
+        "The installed Ray (%s) lacks %s, which dltoolkit uses; %s. Install a Ray in the range "
+        "pyproject.toml declares, or report this.",
+        ray.__version__,
+        hook,
+        consequence,
+    )
 
 
 def _warn_no_signal_hook() -> None:

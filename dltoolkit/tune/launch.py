@@ -269,6 +269,12 @@ def build_tuner(runner: Any, restore: bool) -> Any:
     trainable = tune.with_parameters(train_trial, spec=runner.trial_spec, inputs=inputs)
     trainable = tune.with_resources(trainable, dict(plan.resources))
     if restore:
+        from dltoolkit.tune._ray import repair_state
+
+        for name in repair_state(Path(key)):
+            log.warning(
+                "The sweep's last saved state (%s) was cut short; resuming from the one before.", name
+            )
         return tune.Tuner.restore(key, trainable, resume_unfinished=True, resume_errored=False)
     tune_config = tune.TuneConfig(
         metric=plan.metric,

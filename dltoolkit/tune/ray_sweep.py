@@ -106,6 +106,7 @@ class RaySweep(Sweep):
 
         self._runner = threading.get_ident()
         _ray.catch_interrupts()
+        _ray.keep_previous_state()
         _ray.FITTING[self._runner] = self
         try:
             tuner.fit()

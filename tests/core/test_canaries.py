@@ -26,6 +26,17 @@ def test_ray_tune_run_still_makes_its_stop_event_with_setup_signal_catching():
     assert "_setup_signal_catching()" in inspect.getsource(tune_module.run)
 
 
+def test_tune_still_writes_its_experiment_state_in_save_to_dir_under_the_driver_staging_path():
+    from ray.tune.execution.tune_controller import TuneController
+
+    assert callable(getattr(TuneController, "save_to_dir", None)), "TuneController.save_to_dir is gone"
+    assert isinstance(TuneController.experiment_state_file_name, property)
+    source = inspect.getsource(TuneController.save_to_dir)
+    # the file dltoolkit moves aside before each write (see dltoolkit.tune._ray.keep_previous_state)
+    assert "experiment_driver_staging_path" in source and "self.experiment_state_file_name" in source
+    assert TuneController.CKPT_FILE_TMPL == "experiment_state-{}.json"
+
+
 def _trainer(**kwargs) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,35 @@ def test_a_lazy_state_is_the_epochs_state_not_a_later_one(make_spec):
         moments = [(v, late["optimizer"]["state"][i][k]) for i, s in eager["optimizer"]["state"].items()
                    for k, v in s.items() if isinstance(v, torch.Tensor)]  # fmt: skip
         assert moments and all(torch.equal(a, b) for a, b in moments)
+
+
+def test_a_state_cut_short_is_replaced_by_the_one_kept_before_it_and_without_one_is_a_clear_error(tmp_path):
+    """A driver killed while Tune wrote (or uploaded) its experiment state leaves it cut short; the
+    state kept before it (dltoolkit.tune._ray.keep_previous_state) is put back before a resume."""
+    from dltoolkit.errors import DLToolkitError
+    from dltoolkit.tune._ray import PREVIOUS, repair_state
+
+    good = tmp_path / "experiment_state-2026-01-01_00-00-00.json"
+    good.write_text(json.dumps({"trial_data": [1]}))
+    cut = tmp_path / "experiment_state-2026-01-02_00-00-00.json"
+    cut.write_text('{"trial_data": [1, 2')
+    (tmp_path / (cut.name + PREVIOUS)).write_text(json.dumps({"trial_data": [1]}))
+    assert repair_state(tmp_path) == [cut.name]
+    assert json.loads(cut.read_text()) == {"trial_data": [1]} and json.loads(good.read_text())
+    assert not (tmp_path / (cut.name + PREVIOUS)).exists()
+    cut.write_text("")  # cut short again, and nothing kept
+    with pytest.raises(DLToolkitError, match="saved state is cut short and no earlier one was kept"):
+        repair_state(tmp_path)
+
+
+def test_tune_keeps_the_previous_experiment_state_beside_the_one_it_writes(ray_session, make_spec, tmp_path):
+    from dltoolkit.tune import sweep
+    from dltoolkit.tune._ray import PREVIOUS
+
+    result = sweep(
+        make_spec(train={"epochs": 3}), samples=1, out=tmp_path, overrides={"search.engine": "ray"}
+    )
+    states = sorted(result.experiment.glob("experiment_state-*.json"))
+    assert len(states) == 1
+    kept = states[0].with_name(states[0].name + PREVIOUS)
+    assert kept.is_file() and json.loads(kept.read_text())["trial_data"]  # a complete earlier state
