@@ -200,9 +200,9 @@ def _checked(
     checked = check(runner.trial_spec, data)
     runner.data = checked.data
     if plan.read_with == "ray_data":
-        from dltoolkit.tune.ray_data import trial_batches
+        from dltoolkit.tune.ray_data import check_trial_data
 
-        trial_batches(runner.trial_spec, checked.data)  # a clear error for data Ray Data cannot read
+        check_trial_data(checked.data)  # a clear error for data Ray Data cannot read, before Ray starts
     report = preflight(runner.trial_spec, checked.data, plan.space, seed=plan.seed or 0)
     runner.preflight = report
     _leave_out_unused(plan, report.unused)

@@ -223,6 +223,13 @@ def trial_batches(spec: Any, data: Any) -> tuple[SplitBatches, Any]:
     Raises:
         DataError: the training split is not a streamed table or streamed image files.
     """
+    check_trial_data(data)
+    size = spec.train.batch_size
+    return SplitBatches(data.X_train, size, seed=spec.train.seed), in_process_batches(data.X_val, size)
+
+
+def check_trial_data(data: Any) -> None:
+    """A clear :class:`DataError` unless sweep trials can read ``data``'s training split with Ray Data."""
     if not supported(data.X_train):
         raise DataError(
             message(
@@ -232,8 +239,6 @@ def trial_batches(spec: Any, data: Any) -> tuple[SplitBatches, Any]:
                 "Set search.read_with: auto (in-memory data reach every trial through the object store).",
             )
         )
-    size = spec.train.batch_size
-    return SplitBatches(data.X_train, size, seed=spec.train.seed), in_process_batches(data.X_val, size)
 
 
 def read_facts(batches: ShardBatches) -> dict[str, Any]:
